@@ -1,0 +1,346 @@
+//! Argument groups shared by every binary, `#[command(flatten)]`ed into each.
+//!
+//! Every option also reads the environment variable named beside it. Secret values are
+//! accepted only from the environment or from files (never `--help` defaults, never echoed
+//! by a parse error), except `--connection-string`, which the issue asks for and which warns
+//! that the process list shows it.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Args, ValueEnum};
+
+use crate::connection_string::{ConnectionString, ConnectionStringError};
+use crate::kafka::config::{
+    ClientSettings, Endpoint, KafkaEndpoint, SaslMechanism, SecurityProtocol,
+};
+use crate::registry::RegistrySettings;
+use crate::secret::Secret;
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret::new(s))
+    }
+}
+
+/// Where to connect: an Event Hubs namespace or any Kafka broker.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Connection")]
+pub struct KafkaArgs {
+    /// Event Hubs SAS connection string (Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…).
+    /// Prefer the environment variable: a value on the command line is visible in the process list
+    #[arg(
+        long,
+        env = "EVENTHUB_CONNECTION_STRING",
+        hide_env_values = true,
+        value_name = "STRING",
+        conflicts_with = "bootstrap_servers"
+    )]
+    pub connection_string: Option<Secret>,
+
+    /// Any Kafka-protocol broker, host:port[,host:port…] (instead of a connection string)
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", value_name = "HOSTS")]
+    pub bootstrap_servers: Option<String>,
+
+    /// Security protocol for --bootstrap-servers
+    #[arg(
+        long,
+        env = "KAFKA_SECURITY_PROTOCOL",
+        value_enum,
+        default_value = "PLAINTEXT"
+    )]
+    pub security_protocol: SecurityProtocol,
+
+    /// SASL mechanism for --bootstrap-servers (the password comes from KAFKA_SASL_PASSWORD
+    /// or --sasl-password-file)
+    #[arg(long, env = "KAFKA_SASL_MECHANISM", value_enum)]
+    pub sasl_mechanism: Option<SaslMechanism>,
+
+    /// SASL user name for --bootstrap-servers
+    #[arg(long, env = "KAFKA_SASL_USERNAME", value_name = "USER")]
+    pub sasl_username: Option<String>,
+
+    /// File holding the SASL password (one line); otherwise KAFKA_SASL_PASSWORD is read
+    #[arg(long, env = "KAFKA_SASL_PASSWORD_FILE", value_name = "FILE")]
+    pub sasl_password_file: Option<PathBuf>,
+
+    /// CA certificate(s) to verify the broker's TLS certificate (PEM)
+    #[arg(long, env = "KAFKA_SSL_CA_LOCATION", value_name = "FILE")]
+    pub ssl_ca_location: Option<PathBuf>,
+
+    /// Topic (event hub); defaults to the connection string's EntityPath
+    #[arg(long, env = "EVENTHUB_NAME")]
+    pub topic: Option<String>,
+
+    /// librdkafka property passthrough, repeatable. Applied after the Event Hubs
+    /// recommendations and before the settings the tools rely on, which win
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub librdkafka: Vec<(String, String)>,
+}
+
+/// A connection option that cannot be used as given.
+#[derive(Debug, thiserror::Error)]
+pub enum ArgsError {
+    #[error(
+        "give either --connection-string (EVENTHUB_CONNECTION_STRING) or --bootstrap-servers (KAFKA_BOOTSTRAP_SERVERS)"
+    )]
+    NoEndpoint,
+    #[error("invalid Event Hubs connection string: {0}")]
+    ConnectionString(#[from] ConnectionStringError),
+    #[error(
+        "--{option} only applies to --bootstrap-servers; an Event Hubs connection string sets it itself"
+    )]
+    NotWithConnectionString { option: &'static str },
+    #[error("--security-protocol {protocol} uses SASL: set --sasl-mechanism")]
+    MissingMechanism { protocol: &'static str },
+    #[error("--sasl-mechanism needs a user name: set --sasl-username (KAFKA_SASL_USERNAME)")]
+    MissingUsername,
+    #[error("--sasl-mechanism needs a password: set KAFKA_SASL_PASSWORD or --sasl-password-file")]
+    MissingPassword,
+    #[error(
+        "--sasl-mechanism is set but --security-protocol {protocol} does not use SASL; use SASL_PLAINTEXT or SASL_SSL"
+    )]
+    MechanismWithoutSasl { protocol: &'static str },
+    #[error("cannot read the SASL password file {path}: {source}")]
+    PasswordFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no topic: give --topic (EVENTHUB_NAME) or a connection string with EntityPath")]
+    NoTopic,
+    #[error(
+        "--topic `{topic}` differs from the connection string's EntityPath `{entity_path}`: a key scoped to one event hub cannot reach another"
+    )]
+    TopicMismatch { topic: String, entity_path: String },
+}
+
+impl KafkaArgs {
+    /// Resolve the endpoint, reading `KAFKA_SASL_PASSWORD` from the process environment.
+    pub fn client_settings(&self, client_id: &str) -> Result<ClientSettings, ArgsError> {
+        self.client_settings_with_env(client_id, |k| std::env::var(k).ok())
+    }
+
+    pub fn client_settings_with_env(
+        &self,
+        client_id: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ClientSettings, ArgsError> {
+        let endpoint = match (&self.connection_string, &self.bootstrap_servers) {
+            (Some(cs), _) => {
+                for (set, option) in [
+                    (self.sasl_mechanism.is_some(), "sasl-mechanism"),
+                    (self.sasl_username.is_some(), "sasl-username"),
+                    (self.sasl_password_file.is_some(), "sasl-password-file"),
+                    (self.ssl_ca_location.is_some(), "ssl-ca-location"),
+                ] {
+                    if set {
+                        return Err(ArgsError::NotWithConnectionString { option });
+                    }
+                }
+                Endpoint::EventHubs(ConnectionString::parse(cs.expose())?)
+            }
+            (None, Some(bootstrap)) => Endpoint::Kafka(self.kafka_endpoint(bootstrap, &env)?),
+            (None, None) => return Err(ArgsError::NoEndpoint),
+        };
+        Ok(ClientSettings {
+            endpoint,
+            passthrough: self.librdkafka.clone(),
+            client_id: client_id.to_string(),
+        })
+    }
+
+    fn kafka_endpoint(
+        &self,
+        bootstrap: &str,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<KafkaEndpoint, ArgsError> {
+        let protocol = self.security_protocol;
+        let name = protocol.as_librdkafka();
+        let mut sasl_password = None;
+        match (protocol.uses_sasl(), self.sasl_mechanism) {
+            (true, None) => return Err(ArgsError::MissingMechanism { protocol: name }),
+            (false, Some(_)) => return Err(ArgsError::MechanismWithoutSasl { protocol: name }),
+            (true, Some(_)) => {
+                if self.sasl_username.is_none() {
+                    return Err(ArgsError::MissingUsername);
+                }
+                let password = match &self.sasl_password_file {
+                    Some(path) => std::fs::read_to_string(path)
+                        .map_err(|source| ArgsError::PasswordFile {
+                            path: path.clone(),
+                            source,
+                        })?
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string(),
+                    None => env("KAFKA_SASL_PASSWORD").ok_or(ArgsError::MissingPassword)?,
+                };
+                if password.is_empty() {
+                    return Err(ArgsError::MissingPassword);
+                }
+                sasl_password = Some(Secret::new(password));
+            }
+            (false, None) => {}
+        }
+        Ok(KafkaEndpoint {
+            bootstrap_servers: bootstrap.to_string(),
+            security_protocol: protocol,
+            sasl_mechanism: self.sasl_mechanism,
+            sasl_username: self.sasl_username.clone(),
+            sasl_password,
+            ssl_ca_location: self.ssl_ca_location.clone(),
+        })
+    }
+
+    /// The topic: `--topic`, else the connection string's EntityPath.
+    pub fn topic(&self, settings: &ClientSettings) -> Result<String, ArgsError> {
+        let entity_path = match &settings.endpoint {
+            Endpoint::EventHubs(cs) => cs.entity_path(),
+            Endpoint::Kafka(_) => None,
+        };
+        match (&self.topic, entity_path) {
+            (Some(topic), Some(path)) if topic != path => Err(ArgsError::TopicMismatch {
+                topic: topic.clone(),
+                entity_path: path.to_string(),
+            }),
+            (Some(topic), _) => Ok(topic.clone()),
+            (None, Some(path)) => Ok(path.to_string()),
+            (None, None) => Err(ArgsError::NoTopic),
+        }
+    }
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        // Never echo the value: it may be a password.
+        _ => Err("expected KEY=VALUE".to_string()),
+    }
+}
+
+/// A Confluent-compatible schema registry.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Schema registry")]
+pub struct RegistryArgs {
+    /// Confluent-compatible schema registry URL (basic auth from SCHEMA_REGISTRY_USERNAME
+    /// and SCHEMA_REGISTRY_PASSWORD)
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", value_name = "URL")]
+    pub schema_registry_url: Option<String>,
+
+    /// Schema registry user name for basic auth
+    #[arg(long, env = "SCHEMA_REGISTRY_USERNAME", value_name = "USER")]
+    pub schema_registry_username: Option<String>,
+}
+
+impl RegistryArgs {
+    pub fn settings(&self) -> Option<RegistrySettings> {
+        self.settings_with_env(|k| std::env::var(k).ok())
+    }
+
+    pub fn settings_with_env(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Option<RegistrySettings> {
+        let url = self.schema_registry_url.clone()?;
+        Some(RegistrySettings {
+            url,
+            username: self.schema_registry_username.clone(),
+            password: env("SCHEMA_REGISTRY_PASSWORD").map(Secret::new),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logging: to stderr, levels from RUST_LOG.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Logging")]
+pub struct LogArgs {
+    /// Log line format (levels come from RUST_LOG, default info)
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    }
+
+    fn parse(args: &[&str]) -> KafkaArgs {
+        let mut all = vec!["test"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap().kafka
+    }
+
+    #[test]
+    fn sasl_password_comes_from_env_and_never_prints() {
+        let args = parse(&[
+            "--bootstrap-servers",
+            "127.0.0.1:9092",
+            "--security-protocol",
+            "SASL_SSL",
+            "--sasl-mechanism",
+            "SCRAM-SHA-512",
+            "--sasl-username",
+            "alice",
+        ]);
+        let settings = args
+            .client_settings_with_env("t", |k| {
+                (k == "KAFKA_SASL_PASSWORD").then(|| "pa55word".to_string())
+            })
+            .unwrap();
+        assert!(!format!("{settings:?}").contains("pa55word"));
+        let missing = args.client_settings_with_env("t", |_| None).unwrap_err();
+        assert!(matches!(missing, ArgsError::MissingPassword));
+    }
+
+    #[test]
+    fn topic_defaults_to_entity_path_and_must_match_it() {
+        let cs = "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=s;SharedAccessKey=k;EntityPath=hub";
+        let args = KafkaArgs {
+            connection_string: Some(Secret::new(cs)),
+            ..parse(&[])
+        };
+        let settings = args.client_settings_with_env("t", |_| None).unwrap();
+        assert_eq!(args.topic(&settings).unwrap(), "hub");
+        let other = KafkaArgs {
+            topic: Some("other".into()),
+            ..args.clone()
+        };
+        assert!(matches!(
+            other.topic(&settings),
+            Err(ArgsError::TopicMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_connection_string_error_does_not_echo_it() {
+        let secret = "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=s;SharedAccessKey=TOPSECRETKEY;Bogus=1";
+        let args = KafkaArgs {
+            connection_string: Some(Secret::new(secret)),
+            ..parse(&[])
+        };
+        let err = args.client_settings_with_env("t", |_| None).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("Bogus"), "{text}");
+        assert!(!text.contains("TOPSECRETKEY"), "{text}");
+    }
+
+    #[test]
+    fn passthrough_parse_error_does_not_echo_value() {
+        let mut all = vec!["test", "-X", "sasl.password"];
+        let err = Cli::try_parse_from(all.drain(..)).unwrap_err().to_string();
+        assert!(err.contains("KEY=VALUE"), "{err}");
+    }
+}

@@ -1,0 +1,356 @@
+//! Value encodings on the wire, shared by the producer, the consumer and the capture loader.
+//!
+//! - `avro-confluent`: `0x00`, 4-byte big-endian schema id, Avro binary (registry needed);
+//! - `avro-single-object`: `0xC3 0x01`, 8-byte little-endian CRC-64-AVRO fingerprint, Avro
+//!   binary (resolved against the embedded schemas, no registry);
+//! - `json`: UTF-8 JSON.
+//!
+//! The three are told apart from the first bytes alone: a Confluent frame starts with a NUL
+//! and a single-object frame with `C3 01`, neither of which can begin valid UTF-8 JSON.
+//! Azure Schema Registry payloads carry no prefix; they are recognised by the Kafka header
+//! `content-type: avro/binary+<id>`.
+
+pub mod json_avro;
+pub mod single_object;
+
+use std::sync::Arc;
+
+use apache_avro::types::Value;
+use clap::ValueEnum;
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use crate::registry::{ConfluentDecoder, RegistryError};
+pub use json_avro::{CompiledSchema, ConversionError, avro_to_json};
+pub use single_object::SchemaSet;
+
+/// How event values are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Encoding {
+    AvroConfluent,
+    AvroSingleObject,
+    Json,
+}
+
+impl Encoding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AvroConfluent => "avro-confluent",
+            Self::AvroSingleObject => "avro-single-object",
+            Self::Json => "json",
+        }
+    }
+}
+
+/// What the first bytes (and the content-type header) of a payload say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    Confluent { schema_id: u32 },
+    SingleObject { fingerprint: u64 },
+    AzureSchemaRegistry,
+    Json,
+    Unknown,
+}
+
+/// Classify a payload without decoding it.
+pub fn sniff(payload: &[u8], content_type: Option<&str>) -> Framing {
+    if content_type.is_some_and(|ct| ct.starts_with("avro/binary+")) {
+        return Framing::AzureSchemaRegistry;
+    }
+    match payload {
+        [0x00, a, b, c, d, ..] => Framing::Confluent {
+            schema_id: u32::from_be_bytes([*a, *b, *c, *d]),
+        },
+        _ => {
+            if let Some((fingerprint, _)) = single_object::split(payload) {
+                return Framing::SingleObject { fingerprint };
+            }
+            let first = payload.iter().find(|b| !b.is_ascii_whitespace());
+            if first.is_some() && std::str::from_utf8(payload).is_ok() {
+                Framing::Json
+            } else {
+                Framing::Unknown
+            }
+        }
+    }
+}
+
+/// A decoded event value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub encoding: Encoding,
+    pub value: Json,
+}
+
+/// Why a payload could not be decoded. The raw bytes are the caller's to keep.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("the event has no value (a tombstone)")]
+    Empty,
+    #[error("Confluent-framed Avro (schema id {schema_id}) but no --schema-registry-url is set")]
+    NoRegistry { schema_id: u32 },
+    #[error("Confluent-framed Avro (schema id {schema_id}): {source}")]
+    Registry {
+        schema_id: u32,
+        #[source]
+        source: RegistryError,
+    },
+    #[error(
+        "single-object Avro with fingerprint {fingerprint:016x}, which matches none of the known schemas"
+    )]
+    UnknownFingerprint { fingerprint: u64 },
+    #[error(
+        "single-object Avro (fingerprint {fingerprint:016x}) does not decode with its schema: {reason}"
+    )]
+    BadAvro { fingerprint: u64, reason: String },
+    #[error(
+        "Azure Schema Registry Avro (content-type {content_type}): Azure Schema Registry needs Entra ID and is not supported; the raw bytes are kept"
+    )]
+    AzureSchemaRegistry { content_type: String },
+    #[error("text that is not valid JSON: {0}")]
+    BadJson(String),
+    #[error("neither Avro (Confluent or single-object framing) nor UTF-8 JSON")]
+    Unrecognised,
+}
+
+impl DecodeError {
+    /// True when the same bytes may decode later (the registry was unreachable).
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, Self::Registry { source, .. } if source.is_retriable())
+    }
+}
+
+/// Decodes any of the three encodings.
+#[derive(Clone)]
+pub struct Decoder {
+    schemas: Arc<SchemaSet>,
+    registry: Option<Arc<ConfluentDecoder>>,
+}
+
+impl Decoder {
+    pub fn new(schemas: SchemaSet, registry: Option<ConfluentDecoder>) -> Self {
+        Self {
+            schemas: Arc::new(schemas),
+            registry: registry.map(Arc::new),
+        }
+    }
+
+    pub async fn decode(
+        &self,
+        payload: Option<&[u8]>,
+        content_type: Option<&str>,
+    ) -> Result<Decoded, DecodeError> {
+        let payload = payload.ok_or(DecodeError::Empty)?;
+        match sniff(payload, content_type) {
+            Framing::Confluent { schema_id } => {
+                let registry = self
+                    .registry
+                    .as_ref()
+                    .ok_or(DecodeError::NoRegistry { schema_id })?;
+                let value = registry
+                    .decode(payload)
+                    .await
+                    .map_err(|source| DecodeError::Registry { schema_id, source })?;
+                Ok(Decoded {
+                    encoding: Encoding::AvroConfluent,
+                    value: avro_to_json(&value),
+                })
+            }
+            Framing::SingleObject { .. } => {
+                let value = self.schemas.decode(payload)?;
+                Ok(Decoded {
+                    encoding: Encoding::AvroSingleObject,
+                    value: avro_to_json(&value),
+                })
+            }
+            Framing::AzureSchemaRegistry => Err(DecodeError::AzureSchemaRegistry {
+                content_type: content_type.unwrap_or_default().to_string(),
+            }),
+            Framing::Json => serde_json::from_slice(payload)
+                .map(|value| Decoded {
+                    encoding: Encoding::Json,
+                    value,
+                })
+                .map_err(|e| DecodeError::BadJson(e.to_string())),
+            Framing::Unknown => Err(DecodeError::Unrecognised),
+        }
+    }
+}
+
+/// Writes values of one schema in one encoding. Avro encodings are a fixed prefix (the
+/// Confluent schema id, or the single-object fingerprint) followed by the Avro datum, so the
+/// registry is asked once, when the encoder is built, never per event.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    encoding: Encoding,
+    schema: Arc<CompiledSchema>,
+    prefix: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("the value does not fit the schema: {0}")]
+    Invalid(#[from] ConversionError),
+    #[error("Avro encoding failed: {0}")]
+    Avro(String),
+}
+
+impl Encoder {
+    pub fn single_object(schema: Arc<CompiledSchema>) -> Self {
+        let prefix = single_object::header(single_object::fingerprint(&schema.schema)).to_vec();
+        Self {
+            encoding: Encoding::AvroSingleObject,
+            schema,
+            prefix,
+        }
+    }
+
+    /// Confluent framing with the id the registry gave the schema.
+    pub fn confluent(schema: Arc<CompiledSchema>, schema_id: u32) -> Self {
+        let mut prefix = vec![0u8];
+        prefix.extend_from_slice(&schema_id.to_be_bytes());
+        Self {
+            encoding: Encoding::AvroConfluent,
+            schema,
+            prefix,
+        }
+    }
+
+    pub fn json(schema: Arc<CompiledSchema>) -> Self {
+        Self {
+            encoding: Encoding::Json,
+            schema,
+            prefix: Vec::new(),
+        }
+    }
+
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+
+    pub fn schema(&self) -> &CompiledSchema {
+        &self.schema
+    }
+
+    /// Validate JSON against the schema and encode it.
+    pub fn encode_json(&self, json: &Json) -> Result<Vec<u8>, EncodeError> {
+        let value = self.schema.json_to_avro(json)?;
+        self.encode(value)
+    }
+
+    /// Encode a value already shaped by the schema.
+    pub fn encode(&self, value: Value) -> Result<Vec<u8>, EncodeError> {
+        match self.encoding {
+            Encoding::Json => serde_json::to_vec(&avro_to_json(&value))
+                .map_err(|e| EncodeError::Avro(e.to_string())),
+            Encoding::AvroConfluent | Encoding::AvroSingleObject => {
+                let mut out = Vec::with_capacity(self.prefix.len() + 128);
+                out.extend_from_slice(&self.prefix);
+                apache_avro::writer::datum::GenericDatumWriter::builder(&self.schema.schema)
+                    .build()
+                    .and_then(|w| w.write_value_ref(&mut out, &value))
+                    .map_err(|e| EncodeError::Avro(e.to_string()))?;
+                Ok(out)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schemas;
+    use serde_json::json;
+
+    fn sample() -> Json {
+        json!({
+            "event_id": "5f0c6c1e-2f6b-4c43-9a57-1f6d2f7f9b10",
+            "sensor_id": "sensor-0001",
+            "timestamp": "2026-11-22T08:00:00.123Z",
+            "temperature": 21.5,
+            "humidity": 40.0,
+            "properties": {"site": "north"},
+        })
+    }
+
+    fn telemetry() -> Arc<CompiledSchema> {
+        Arc::new(CompiledSchema::parse(schemas::TELEMETRY).unwrap())
+    }
+
+    #[tokio::test]
+    async fn single_object_and_json_round_trip_and_are_detected() {
+        let decoder = Decoder::new(SchemaSet::embedded().unwrap(), None);
+        for encoder in [
+            Encoder::single_object(telemetry()),
+            Encoder::json(telemetry()),
+        ] {
+            let bytes = encoder.encode_json(&sample()).unwrap();
+            let decoded = decoder.decode(Some(&bytes), None).await.unwrap();
+            assert_eq!(decoded.encoding, encoder.encoding());
+            assert_eq!(decoded.value, sample());
+        }
+    }
+
+    #[test]
+    fn confluent_frame_has_magic_and_big_endian_id() {
+        let bytes = Encoder::confluent(telemetry(), 258)
+            .encode_json(&sample())
+            .unwrap();
+        assert_eq!(&bytes[..5], &[0, 0, 0, 1, 2]);
+        assert_eq!(sniff(&bytes, None), Framing::Confluent { schema_id: 258 });
+    }
+
+    #[tokio::test]
+    async fn confluent_without_registry_is_a_clear_error() {
+        let decoder = Decoder::new(SchemaSet::embedded().unwrap(), None);
+        let bytes = Encoder::confluent(telemetry(), 7)
+            .encode_json(&sample())
+            .unwrap();
+        let err = decoder.decode(Some(&bytes), None).await.unwrap_err();
+        assert!(
+            matches!(err, DecodeError::NoRegistry { schema_id: 7 }),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn garbage_unknown_fingerprints_and_azure_payloads_are_errors() {
+        let decoder = Decoder::new(SchemaSet::embedded().unwrap(), None);
+        let garbage = [0xffu8, 0xfe, 0x01];
+        assert!(matches!(
+            decoder.decode(Some(&garbage), None).await,
+            Err(DecodeError::Unrecognised)
+        ));
+        let unknown = [0xc3u8, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 0];
+        assert!(matches!(
+            decoder.decode(Some(&unknown), None).await,
+            Err(DecodeError::UnknownFingerprint { .. })
+        ));
+        let mut truncated = Encoder::single_object(telemetry())
+            .encode_json(&sample())
+            .unwrap();
+        truncated.truncate(20);
+        assert!(matches!(
+            decoder.decode(Some(&truncated), None).await,
+            Err(DecodeError::BadAvro { .. })
+        ));
+        assert!(matches!(
+            decoder
+                .decode(
+                    Some(b"\x02abc"),
+                    Some("avro/binary+0123456789abcdef0123456789abcdef")
+                )
+                .await,
+            Err(DecodeError::AzureSchemaRegistry { .. })
+        ));
+        assert!(matches!(
+            decoder.decode(Some(b"{not json"), None).await,
+            Err(DecodeError::BadJson(_))
+        ));
+        assert!(matches!(
+            decoder.decode(None, None).await,
+            Err(DecodeError::Empty)
+        ));
+    }
+}

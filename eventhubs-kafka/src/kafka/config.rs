@@ -1,0 +1,676 @@
+//! The one place that builds librdkafka configuration, for every client kind.
+//!
+//! Properties are applied in layers, later layers winning:
+//! 1. recommendations: Microsoft's settings for Event Hubs (only for Event Hubs endpoints);
+//! 2. passthrough: the user's `-X key=value`, free to change any recommendation;
+//! 3. required: the connection and the invariants the code relies on (idempotence, manual
+//!    offset store, ...). A passthrough they override is reported by [`Properties::overridden`].
+//!
+//! Secrets stay [`Secret`]s until [`Properties::client_config`] hands them to librdkafka.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+use rdkafka::ClientConfig;
+
+use crate::connection_string::ConnectionString;
+use crate::secret::{REDACTED, Secret};
+
+/// Largest request Event Hubs accepts: a larger one makes the service close the connection
+/// (EVENTHUBS.md, "message.max.bytes / request size < 1,046,528").
+pub const EVENT_HUBS_MAX_REQUEST_BYTES: usize = 1_046_527;
+
+/// Where the clients connect.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// An Event Hubs namespace (or the emulator) reached through its connection string.
+    EventHubs(ConnectionString),
+    /// Any Kafka-protocol broker.
+    Kafka(KafkaEndpoint),
+}
+
+#[derive(Debug, Clone)]
+pub struct KafkaEndpoint {
+    pub bootstrap_servers: String,
+    pub security_protocol: SecurityProtocol,
+    pub sasl_mechanism: Option<SaslMechanism>,
+    pub sasl_username: Option<String>,
+    pub sasl_password: Option<Secret>,
+    pub ssl_ca_location: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub fn as_librdkafka(self) -> &'static str {
+        match self {
+            Self::Plaintext => "plaintext",
+            Self::Ssl => "ssl",
+            Self::SaslPlaintext => "sasl_plaintext",
+            Self::SaslSsl => "sasl_ssl",
+        }
+    }
+
+    pub fn uses_sasl(self) -> bool {
+        matches!(self, Self::SaslPlaintext | Self::SaslSsl)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SaslMechanism {
+    #[value(name = "PLAIN")]
+    Plain,
+    #[value(name = "SCRAM-SHA-256")]
+    ScramSha256,
+    #[value(name = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    pub fn as_librdkafka(self) -> &'static str {
+        match self {
+            Self::Plain => "PLAIN",
+            Self::ScramSha256 => "SCRAM-SHA-256",
+            Self::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+/// `--from`: where a consumer group with no committed offset starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StartFrom {
+    Earliest,
+    Latest,
+}
+
+/// Which client a configuration is for; each gets only the properties it understands
+/// (librdkafka warns about, and ignores, producer properties on a consumer and vice versa).
+#[derive(Debug, Clone)]
+pub enum ClientKind {
+    Producer,
+    Consumer {
+        group_id: String,
+        from: StartFrom,
+    },
+    /// Metadata, watermarks, committed offsets and topic creation: no group membership.
+    Admin {
+        group_id: Option<String>,
+    },
+}
+
+/// Which layer set a property.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Recommended,
+    Passthrough,
+    Required,
+}
+
+#[derive(Debug, Clone)]
+pub enum PropertyValue {
+    Plain(String),
+    Secret(Secret),
+}
+
+impl PropertyValue {
+    fn expose(&self) -> &str {
+        match self {
+            Self::Plain(v) => v,
+            Self::Secret(s) => s.expose(),
+        }
+    }
+
+    /// The value as it may be shown to a person: secrets redacted.
+    pub fn display(&self) -> &str {
+        match self {
+            Self::Plain(v) => v,
+            Self::Secret(_) => REDACTED,
+        }
+    }
+
+    pub fn is_secret(&self) -> bool {
+        matches!(self, Self::Secret(_))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Property {
+    pub key: String,
+    pub value: PropertyValue,
+    pub origin: Origin,
+    /// Why the code sets it (empty for passthrough).
+    pub why: &'static str,
+}
+
+/// A passthrough property that a required setting replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overridden {
+    pub key: String,
+    pub requested: String,
+    pub applied: String,
+    pub why: &'static str,
+}
+
+/// An ordered list of librdkafka properties, later entries winning.
+#[derive(Debug, Clone, Default)]
+pub struct Properties {
+    entries: Vec<Property>,
+}
+
+impl Properties {
+    fn set(&mut self, origin: Origin, key: &str, value: impl Into<String>, why: &'static str) {
+        self.entries.push(Property {
+            key: key.to_string(),
+            value: PropertyValue::Plain(value.into()),
+            origin,
+            why,
+        });
+    }
+
+    fn set_secret(&mut self, key: &str, value: &Secret, why: &'static str) {
+        self.entries.push(Property {
+            key: key.to_string(),
+            value: PropertyValue::Secret(value.clone()),
+            origin: Origin::Required,
+            why,
+        });
+    }
+
+    /// The final value of every key, in key order.
+    pub fn resolved(&self) -> BTreeMap<&str, &Property> {
+        let mut out = BTreeMap::new();
+        for p in &self.entries {
+            out.insert(p.key.as_str(), p);
+        }
+        out
+    }
+
+    /// The final value of one key, secrets redacted.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.resolved().get(key).map(|p| p.value.display())
+    }
+
+    /// Passthrough values that a required setting replaced with a different value.
+    pub fn overridden(&self) -> Vec<Overridden> {
+        let resolved = self.resolved();
+        let mut out = Vec::new();
+        for p in self
+            .entries
+            .iter()
+            .filter(|p| p.origin == Origin::Passthrough)
+        {
+            let Some(last) = resolved.get(p.key.as_str()) else {
+                continue;
+            };
+            if last.origin == Origin::Required && last.value.expose() != p.value.expose() {
+                out.push(Overridden {
+                    key: p.key.clone(),
+                    requested: p.value.display().to_string(),
+                    applied: last.value.display().to_string(),
+                    why: last.why,
+                });
+            }
+        }
+        out
+    }
+
+    /// The configuration handed to librdkafka. The only place secrets are exposed.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        for (key, p) in self.resolved() {
+            config.set(key, p.value.expose());
+        }
+        config
+    }
+}
+
+/// Connection plus passthrough: everything needed to build any client's configuration.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    pub endpoint: Endpoint,
+    pub passthrough: Vec<(String, String)>,
+    /// `client.id`, so broker logs and quotas tell the tools apart.
+    pub client_id: String,
+}
+
+impl ClientSettings {
+    pub fn is_event_hubs(&self) -> bool {
+        matches!(self.endpoint, Endpoint::EventHubs(_))
+    }
+
+    pub fn bootstrap_servers(&self) -> String {
+        match &self.endpoint {
+            Endpoint::EventHubs(cs) => cs.bootstrap_servers(),
+            Endpoint::Kafka(k) => k.bootstrap_servers.clone(),
+        }
+    }
+
+    pub fn properties(&self, kind: &ClientKind) -> Properties {
+        let mut p = Properties::default();
+        if self.is_event_hubs() {
+            recommend_event_hubs(&mut p, kind);
+        }
+        for (key, value) in &self.passthrough {
+            let value = if is_sensitive_key(key) {
+                PropertyValue::Secret(Secret::new(value.as_str()))
+            } else {
+                PropertyValue::Plain(value.clone())
+            };
+            p.entries.push(Property {
+                key: key.clone(),
+                value,
+                origin: Origin::Passthrough,
+                why: "",
+            });
+        }
+        self.require_connection(&mut p);
+        p.set(
+            Origin::Required,
+            "client.id",
+            self.client_id.as_str(),
+            "names this tool in broker logs and quotas",
+        );
+        require_invariants(&mut p, kind);
+        p
+    }
+
+    fn require_connection(&self, p: &mut Properties) {
+        const R: Origin = Origin::Required;
+        match &self.endpoint {
+            Endpoint::EventHubs(cs) => {
+                p.set(
+                    R,
+                    "bootstrap.servers",
+                    cs.bootstrap_servers(),
+                    "the namespace's Kafka endpoint, host taken from Endpoint",
+                );
+                if cs.is_emulator() {
+                    p.set(
+                        R,
+                        "security.protocol",
+                        "sasl_plaintext",
+                        "the Event Hubs emulator speaks SASL without TLS",
+                    );
+                } else {
+                    p.set(
+                        R,
+                        "security.protocol",
+                        "sasl_ssl",
+                        "Event Hubs accepts only SASL over TLS",
+                    );
+                }
+                p.set(
+                    R,
+                    "sasl.mechanism",
+                    "PLAIN",
+                    "connection strings authenticate with SASL PLAIN",
+                );
+                p.set(
+                    R,
+                    "sasl.username",
+                    "$ConnectionString",
+                    "Event Hubs expects this literal user name",
+                );
+                p.set_secret(
+                    "sasl.password",
+                    cs.sasl_password(),
+                    "the whole connection string is the password",
+                );
+            }
+            Endpoint::Kafka(k) => {
+                p.set(R, "bootstrap.servers", k.bootstrap_servers.as_str(), "");
+                p.set(
+                    R,
+                    "security.protocol",
+                    k.security_protocol.as_librdkafka(),
+                    "from --security-protocol",
+                );
+                if let Some(m) = k.sasl_mechanism {
+                    p.set(
+                        R,
+                        "sasl.mechanism",
+                        m.as_librdkafka(),
+                        "from --sasl-mechanism",
+                    );
+                }
+                if let Some(user) = &k.sasl_username {
+                    p.set(R, "sasl.username", user.as_str(), "from --sasl-username");
+                }
+                if let Some(password) = &k.sasl_password {
+                    p.set_secret(
+                        "sasl.password",
+                        password,
+                        "from KAFKA_SASL_PASSWORD or --sasl-password-file",
+                    );
+                }
+            }
+        }
+        let ca = match &self.endpoint {
+            Endpoint::Kafka(k) => k.ssl_ca_location.as_ref(),
+            Endpoint::EventHubs(_) => None,
+        };
+        if let Some(ca) = ca {
+            p.set(
+                R,
+                "ssl.ca.location",
+                ca.display().to_string(),
+                "from --ssl-ca-location",
+            );
+        }
+    }
+}
+
+/// librdkafka properties whose values are credentials, whoever sets them.
+pub fn is_sensitive_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.contains("password")
+        || key.contains("secret")
+        || key == "sasl.oauthbearer.config"
+        || key == "ssl.key.pem"
+        || key == "ssl_key"
+}
+
+/// Microsoft's recommended client settings for Event Hubs (EVENTHUBS.md, "Client settings").
+fn recommend_event_hubs(p: &mut Properties, kind: &ClientKind) {
+    const R: Origin = Origin::Recommended;
+    p.set(
+        R,
+        "socket.keepalive.enable",
+        "true",
+        "Azure's load balancer drops idle TCP connections silently",
+    );
+    p.set(
+        R,
+        "metadata.max.age.ms",
+        "180000",
+        "must stay under the service's 240 s idle timeout",
+    );
+    p.set(
+        R,
+        "connections.max.idle.ms",
+        "180000",
+        "Azure closes idle connections at 240 s; librdkafka only picks a safe value for hosts named *azure*",
+    );
+    p.set(
+        R,
+        "message.max.bytes",
+        EVENT_HUBS_MAX_REQUEST_BYTES.to_string(),
+        "a request of 1,046,528 bytes or more makes the service close the connection",
+    );
+    match kind {
+        ClientKind::Producer => {
+            p.set(
+                R,
+                "request.timeout.ms",
+                "60000",
+                "the service enforces more than 20 s; throttled produces come back late",
+            );
+            p.set(
+                R,
+                "compression.codec",
+                "none",
+                "Standard tier rejects compressed batches (gzip only on Premium/Dedicated)",
+            );
+        }
+        ClientKind::Consumer { .. } => {
+            p.set(
+                R,
+                "session.timeout.ms",
+                "30000",
+                "Microsoft's recommendation (range 6000–300000)",
+            );
+            p.set(
+                R,
+                "heartbeat.interval.ms",
+                "3000",
+                "Microsoft's recommendation; leave it",
+            );
+            p.set(
+                R,
+                "max.poll.interval.ms",
+                "300000",
+                "must exceed the session timeout",
+            );
+        }
+        ClientKind::Admin { .. } => {}
+    }
+}
+
+/// Settings the code's correctness depends on: set last so a passthrough cannot undo them.
+fn require_invariants(p: &mut Properties, kind: &ClientKind) {
+    const R: Origin = Origin::Required;
+    match kind {
+        ClientKind::Producer => {
+            p.set(
+                R,
+                "enable.idempotence",
+                "true",
+                "retries must not duplicate or reorder events",
+            );
+            p.set(
+                R,
+                "acks",
+                "all",
+                "an event counts as sent only once every in-sync replica has it",
+            );
+        }
+        ClientKind::Consumer { group_id, from } => {
+            p.set(R, "group.id", group_id.as_str(), "from --group");
+            p.set(
+                R,
+                "enable.auto.offset.store",
+                "false",
+                "an offset is stored only after its event was written out (at least once)",
+            );
+            p.set(
+                R,
+                "enable.auto.commit",
+                "false",
+                "commits happen after output is flushed, on --commit-interval",
+            );
+            p.set(
+                R,
+                "auto.offset.reset",
+                match from {
+                    StartFrom::Earliest => "earliest",
+                    StartFrom::Latest => "latest",
+                },
+                "from --from",
+            );
+        }
+        ClientKind::Admin { group_id } => {
+            if let Some(group_id) = group_id {
+                p.set(
+                    R,
+                    "group.id",
+                    group_id.as_str(),
+                    "committed offsets are read per group",
+                );
+            }
+            p.set(
+                R,
+                "enable.auto.commit",
+                "false",
+                "a lag query must never commit",
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "c2VjcmV0LWtleS10aGF0LW11c3Qtbm90LWxlYWsxMjM0NTY3OA==";
+
+    fn event_hubs(extra: &str) -> ClientSettings {
+        let cs = ConnectionString::parse(&format!(
+            "Endpoint=sb://myns.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey={KEY}{extra}"
+        ))
+        .unwrap();
+        ClientSettings {
+            endpoint: Endpoint::EventHubs(cs),
+            passthrough: vec![],
+            client_id: "test".into(),
+        }
+    }
+
+    fn flat(p: &Properties) -> Vec<(String, String)> {
+        p.resolved()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.value.display().to_string()))
+            .collect()
+    }
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut v: Vec<_> = items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn event_hubs_producer_properties() {
+        let p = event_hubs("").properties(&ClientKind::Producer);
+        assert_eq!(
+            flat(&p),
+            pairs(&[
+                ("acks", "all"),
+                ("bootstrap.servers", "myns.servicebus.windows.net:9093"),
+                ("client.id", "test"),
+                ("compression.codec", "none"),
+                ("connections.max.idle.ms", "180000"),
+                ("enable.idempotence", "true"),
+                ("message.max.bytes", "1046527"),
+                ("metadata.max.age.ms", "180000"),
+                ("request.timeout.ms", "60000"),
+                ("sasl.mechanism", "PLAIN"),
+                ("sasl.password", "***"),
+                ("sasl.username", "$ConnectionString"),
+                ("security.protocol", "sasl_ssl"),
+                ("socket.keepalive.enable", "true"),
+            ])
+        );
+        let config = p.client_config();
+        assert_eq!(
+            config.get("sasl.password").unwrap(),
+            format!(
+                "Endpoint=sb://myns.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey={KEY}"
+            )
+        );
+    }
+
+    #[test]
+    fn event_hubs_consumer_properties() {
+        let p = event_hubs(";EntityPath=t").properties(&ClientKind::Consumer {
+            group_id: "g1".into(),
+            from: StartFrom::Earliest,
+        });
+        assert_eq!(
+            flat(&p),
+            pairs(&[
+                ("auto.offset.reset", "earliest"),
+                ("bootstrap.servers", "myns.servicebus.windows.net:9093"),
+                ("client.id", "test"),
+                ("connections.max.idle.ms", "180000"),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("group.id", "g1"),
+                ("heartbeat.interval.ms", "3000"),
+                ("max.poll.interval.ms", "300000"),
+                ("message.max.bytes", "1046527"),
+                ("metadata.max.age.ms", "180000"),
+                ("sasl.mechanism", "PLAIN"),
+                ("sasl.password", "***"),
+                ("sasl.username", "$ConnectionString"),
+                ("security.protocol", "sasl_ssl"),
+                ("session.timeout.ms", "30000"),
+                ("socket.keepalive.enable", "true"),
+            ])
+        );
+    }
+
+    #[test]
+    fn emulator_uses_plaintext_sasl_on_9092() {
+        let cs = ConnectionString::parse(
+            "Endpoint=sb://localhost;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;",
+        )
+        .unwrap();
+        let settings = ClientSettings {
+            endpoint: Endpoint::EventHubs(cs),
+            passthrough: vec![],
+            client_id: "test".into(),
+        };
+        let p = settings.properties(&ClientKind::Producer);
+        assert_eq!(p.get("bootstrap.servers"), Some("localhost:9092"));
+        assert_eq!(p.get("security.protocol"), Some("sasl_plaintext"));
+        assert_eq!(p.get("sasl.mechanism"), Some("PLAIN"));
+        assert_eq!(p.get("sasl.username"), Some("$ConnectionString"));
+    }
+
+    #[test]
+    fn plain_kafka_gets_no_event_hubs_recommendations() {
+        let settings = ClientSettings {
+            endpoint: Endpoint::Kafka(KafkaEndpoint {
+                bootstrap_servers: "127.0.0.1:9092".into(),
+                security_protocol: SecurityProtocol::SaslSsl,
+                sasl_mechanism: Some(SaslMechanism::ScramSha512),
+                sasl_username: Some("alice".into()),
+                sasl_password: Some(Secret::new("pw")),
+                ssl_ca_location: Some("/tmp/ca.pem".into()),
+            }),
+            passthrough: vec![],
+            client_id: "test".into(),
+        };
+        let p = settings.properties(&ClientKind::Producer);
+        assert_eq!(
+            flat(&p),
+            pairs(&[
+                ("acks", "all"),
+                ("bootstrap.servers", "127.0.0.1:9092"),
+                ("client.id", "test"),
+                ("enable.idempotence", "true"),
+                ("sasl.mechanism", "SCRAM-SHA-512"),
+                ("sasl.password", "***"),
+                ("sasl.username", "alice"),
+                ("security.protocol", "sasl_ssl"),
+                ("ssl.ca.location", "/tmp/ca.pem"),
+            ])
+        );
+    }
+
+    #[test]
+    fn passthrough_changes_recommendations_but_not_invariants() {
+        let mut settings = event_hubs("");
+        settings.passthrough = vec![
+            ("linger.ms".into(), "20".into()),
+            ("metadata.max.age.ms".into(), "60000".into()),
+            ("acks".into(), "1".into()),
+            ("sasl.password".into(), "mine".into()),
+            ("enable.idempotence".into(), "true".into()),
+        ];
+        let p = settings.properties(&ClientKind::Producer);
+        assert_eq!(p.get("linger.ms"), Some("20"));
+        assert_eq!(p.get("metadata.max.age.ms"), Some("60000"));
+        assert_eq!(p.get("acks"), Some("all"));
+        let overridden = p.overridden();
+        let keys: Vec<_> = overridden.iter().map(|o| o.key.as_str()).collect();
+        // Same value as required: not worth a warning.
+        assert_eq!(keys, vec!["acks", "sasl.password"]);
+        assert_eq!(overridden[0].requested, "1");
+        assert_eq!(overridden[0].applied, "all");
+        // Secrets are never shown, not even the user's own.
+        assert_eq!(overridden[1].requested, "***");
+        assert_eq!(overridden[1].applied, "***");
+    }
+}

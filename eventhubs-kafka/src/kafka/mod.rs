@@ -1,0 +1,5 @@
+//! Kafka clients: configuration, connection checks, and the admin operations the tools share.
+
+pub mod config;
+pub mod context;
+pub mod preflight;

@@ -1,0 +1,21 @@
+//! Shared library of the Event Hubs Kafka tools (`producer`, `consumer`, `capture-loader`).
+//!
+//! Who calls what: each binary parses its flags with the argument groups in [`cli`], turns
+//! them into [`kafka::config::ClientSettings`], builds its librdkafka client from
+//! [`kafka::config::Properties`] (the only place librdkafka configuration is made), checks
+//! the connection with [`kafka::preflight`], and moves event values through
+//! [`encoding::Encoder`] / [`encoding::Decoder`]. [`shutdown`] and [`logging`] are the same
+//! in every binary.
+
+pub mod cli;
+pub mod connection_string;
+pub mod encoding;
+pub mod kafka;
+pub mod logging;
+pub mod registry;
+pub mod schemas;
+pub mod secret;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use secret::Secret;
