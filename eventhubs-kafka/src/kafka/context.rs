@@ -38,6 +38,9 @@ impl ClientContext for ToolContext {
     }
 }
 
+/// Consumers used for metadata and offsets only (no rebalance handling of their own).
+impl rdkafka::consumer::ConsumerContext for ToolContext {}
+
 /// Route one librdkafka log line to `tracing` (target `librdkafka`).
 pub fn log_librdkafka(level: RDKafkaLogLevel, facility: &str, message: &str) {
     match level {

@@ -1,0 +1,302 @@
+//! The consume loop: receive, decode, write out, store the offset; commit on an interval,
+//! on revocation and at shutdown, always after flushing what was written.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use eventhubs_kafka::encoding::{Decoder, SchemaSet};
+use eventhubs_kafka::kafka::config::ClientKind;
+use eventhubs_kafka::kafka::preflight::{describe_topic, missing_topic_message};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::util::Timeout;
+use serde_json::Value as Json;
+
+use crate::context::GroupContext;
+use crate::output::{Output, content_type, envelope, raw_base64};
+use crate::{ConsumeArgs, OnUndecodable};
+
+/// Header names on dead-lettered events.
+pub const DEAD_LETTER_ERROR_HEADER: &str = "x-dead-letter-error";
+pub const DEAD_LETTER_SOURCE_HEADER: &str = "x-dead-letter-source";
+
+#[derive(Debug, Default)]
+struct Counts {
+    consumed: u64,
+    decoded: u64,
+    undecodable: u64,
+    dead_lettered: u64,
+}
+
+/// Why the loop ended.
+enum Stop {
+    Signal,
+    MaxEvents,
+    Idle,
+    Undecodable,
+}
+
+pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
+    let settings = args.kafka.client_settings("eventhubs-kafka-consumer")?;
+    let topic = args.kafka.topic(&settings)?;
+    let group = args.group.clone().context("--group is required")?;
+    let registry = match args.registry.settings() {
+        Some(r) => Some(r.decoder()?),
+        None => None,
+    };
+    let decoder = Decoder::new(SchemaSet::embedded()?, registry);
+    let output = Output::stdout(args.output);
+
+    let properties = settings.properties(&ClientKind::Consumer {
+        group_id: group.clone(),
+        from: args.from,
+    });
+    for o in properties.overridden() {
+        tracing::warn!(key = %o.key, requested = %o.requested, applied = %o.applied, "-X {} overridden: {}", o.key, o.why);
+    }
+    let context = GroupContext {
+        last_error: Default::default(),
+        output: output.clone(),
+    };
+    let consumer: StreamConsumer<GroupContext> = properties
+        .client_config()
+        .create_with_context(context)
+        .context("creating the Kafka consumer")?;
+    let bootstrap = settings.bootstrap_servers();
+    let found = describe_topic(
+        consumer.client(),
+        &topic,
+        &bootstrap,
+        &consumer.context().last_error,
+        args.connect_timeout,
+    )?;
+    if found.is_none() {
+        bail!(missing_topic_message(&topic, settings.is_event_hubs()));
+    }
+    let dead_letter = match &args.dead_letter_topic {
+        Some(dlq) => {
+            let producer: FutureProducer = settings
+                .properties(&ClientKind::Producer)
+                .client_config()
+                .create()
+                .context("creating the dead-letter producer")?;
+            Some((dlq.clone(), producer))
+        }
+        None => None,
+    };
+    consumer
+        .subscribe(&[&topic])
+        .with_context(|| format!("subscribing to `{topic}`"))?;
+    tracing::info!(%topic, %group, bootstrap = %bootstrap, "consuming");
+
+    let cancel = eventhubs_kafka::shutdown::on_signal();
+    let mut counts = Counts::default();
+    let mut commit_tick = tokio::time::interval(args.commit_interval);
+    commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_event = Instant::now();
+    let started = Instant::now();
+    let stop = loop {
+        if args.max_events.is_some_and(|max| counts.consumed >= max) {
+            break Stop::MaxEvents;
+        }
+        let idle_left = args
+            .idle_timeout
+            .map(|idle| idle.saturating_sub(last_event.elapsed()));
+        tokio::select! {
+            _ = cancel.cancelled() => break Stop::Signal,
+            _ = commit_tick.tick() => commit(&consumer, &output, CommitMode::Async)?,
+            _ = sleep_or_forever(idle_left) => break Stop::Idle,
+            received = consumer.recv() => {
+                let message = match received {
+                    Ok(m) => m,
+                    Err(e) => {
+                        // librdkafka reports and retries transport errors by itself.
+                        tracing::warn!("consume error: {e}");
+                        continue;
+                    }
+                };
+                last_event = Instant::now();
+                counts.consumed += 1;
+                let handled = handle(&message, &decoder, &output, dead_letter.as_ref(), args.on_undecodable, &mut counts).await?;
+                if !handled {
+                    break Stop::Undecodable;
+                }
+                if let Err(e) = consumer.store_offset_from_message(&message) {
+                    // The partition was revoked meanwhile: its new owner reads it again.
+                    tracing::debug!("offset not stored: {e}");
+                }
+            }
+        }
+    };
+
+    commit(&consumer, &output, CommitMode::Sync)?;
+    let positions = committed_positions(&consumer, args.connect_timeout);
+    consumer.unsubscribe();
+    let elapsed = started.elapsed();
+    eprintln!(
+        "consumer: {} consumed, {} decoded, {} undecodable{} in {:.2} s; committed: {}",
+        counts.consumed,
+        counts.decoded,
+        counts.undecodable,
+        if counts.dead_lettered > 0 {
+            format!(" ({} dead-lettered)", counts.dead_lettered)
+        } else {
+            String::new()
+        },
+        elapsed.as_secs_f64(),
+        positions
+    );
+    Ok(match stop {
+        Stop::Undecodable => ExitCode::from(1),
+        Stop::Signal | Stop::MaxEvents | Stop::Idle => ExitCode::SUCCESS,
+    })
+}
+
+async fn sleep_or_forever(duration: Option<Duration>) {
+    match duration {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Decode and write out one event. `Ok(false)`: it could not be decoded and the policy is
+/// to stop without committing it.
+async fn handle(
+    message: &BorrowedMessage<'_>,
+    decoder: &Decoder,
+    output: &Output,
+    dead_letter: Option<&(String, FutureProducer)>,
+    policy: OnUndecodable,
+    counts: &mut Counts,
+) -> anyhow::Result<bool> {
+    let mut line = envelope(message);
+    match decoder
+        .decode(message.payload(), content_type(message))
+        .await
+    {
+        Ok(decoded) => {
+            counts.decoded += 1;
+            line.insert("encoding".into(), Json::from(decoded.encoding.as_str()));
+            line.insert("value".into(), decoded.value);
+        }
+        Err(error) => {
+            counts.undecodable += 1;
+            let source = format!(
+                "{}/{}/{}",
+                message.topic(),
+                message.partition(),
+                message.offset()
+            );
+            if let Some((dlq, producer)) = dead_letter {
+                send_to_dead_letter(message, dlq, producer, &error.to_string(), &source).await?;
+                counts.dead_lettered += 1;
+                return Ok(true);
+            }
+            if policy == OnUndecodable::Fail {
+                tracing::error!(event = %source, "undecodable event: {error}; stopping without committing it");
+                return Ok(false);
+            }
+            tracing::warn!(event = %source, "undecodable event: {error}");
+            line.insert("encoding".into(), Json::Null);
+            line.insert("error".into(), Json::from(error.to_string()));
+            line.insert("raw".into(), raw_base64(message));
+        }
+    }
+    output
+        .write(&Json::Object(line))
+        .context("writing to stdout")?;
+    Ok(true)
+}
+
+async fn send_to_dead_letter(
+    message: &BorrowedMessage<'_>,
+    topic: &str,
+    producer: &FutureProducer,
+    error: &str,
+    source: &str,
+) -> anyhow::Result<()> {
+    use rdkafka::message::Headers;
+    let mut headers = OwnedHeaders::new();
+    if let Some(original) = message.headers() {
+        for h in original.iter() {
+            headers = headers.insert(Header {
+                key: h.key,
+                value: h.value,
+            });
+        }
+    }
+    headers = headers
+        .insert(Header {
+            key: DEAD_LETTER_ERROR_HEADER,
+            value: Some(error),
+        })
+        .insert(Header {
+            key: DEAD_LETTER_SOURCE_HEADER,
+            value: Some(source),
+        });
+    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+    if let Some(key) = message.key() {
+        record = record.key(key);
+    }
+    if let Some(payload) = message.payload() {
+        record = record.payload(payload);
+    }
+    // The offset is stored only once the dead-letter topic has the event.
+    producer
+        .send(record, Timeout::After(Duration::from_secs(60)))
+        .await
+        .map_err(|(e, _)| {
+            anyhow::anyhow!("sending event {source} to dead-letter topic `{topic}` failed: {e}")
+        })?;
+    tracing::warn!(event = %source, dead_letter_topic = %topic, "undecodable event dead-lettered: {error}");
+    Ok(())
+}
+
+/// Flush the output, then commit the stored offsets.
+fn commit(
+    consumer: &StreamConsumer<GroupContext>,
+    output: &Output,
+    mode: CommitMode,
+) -> anyhow::Result<()> {
+    output
+        .flush()
+        .context("flushing stdout; offsets were not committed")?;
+    match consumer.commit_consumer_state(mode) {
+        Ok(()) => Ok(()),
+        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+        Err(e) if matches!(mode, CommitMode::Async) => {
+            tracing::warn!("offset commit failed (retried at the next interval): {e}");
+            Ok(())
+        }
+        Err(e) => Err(e).context("committing offsets"),
+    }
+}
+
+/// `topic/partition=offset` for the partitions this consumer holds, as the broker has them.
+fn committed_positions(consumer: &StreamConsumer<GroupContext>, timeout: Duration) -> String {
+    let assignment = match consumer.assignment() {
+        Ok(a) if a.count() > 0 => a,
+        _ => return "no partitions assigned".into(),
+    };
+    let committed = consumer
+        .committed_offsets(assignment, timeout)
+        .unwrap_or_else(|_| TopicPartitionList::new());
+    let mut out = BTreeMap::new();
+    for e in committed.elements() {
+        let at = match e.offset() {
+            Offset::Offset(o) => o.to_string(),
+            _ => "none".into(),
+        };
+        out.insert((e.topic().to_string(), e.partition()), at);
+    }
+    out.into_iter()
+        .map(|((t, p), o)| format!("{t}/{p}={o}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

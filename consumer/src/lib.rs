@@ -1,0 +1,114 @@
+//! The consumer: reads a topic in a consumer group, decodes every event, writes it out,
+//! and commits offsets only for what was written out (at least once).
+//!
+//! Data flow: librdkafka (StreamConsumer) → [`consume`] decodes with
+//! [`eventhubs_kafka::encoding::Decoder`] → [`output::Output`] (stdout JSON lines) or, for an
+//! undecodable event, the dead-letter topic → offset stored → every `--commit-interval`:
+//! flush output, commit stored offsets. [`lag`] answers `consumer lag`.
+
+pub mod consume;
+pub mod context;
+pub mod lag;
+pub mod output;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use eventhubs_kafka::cli::{KafkaArgs, LogArgs, RegistryArgs};
+use eventhubs_kafka::kafka::config::StartFrom;
+
+use crate::output::OutputFormat;
+
+/// Read events from Event Hubs (or any Kafka broker) in a consumer group, decode them
+/// (Confluent Avro, single-object Avro or JSON, detected per event), write them as JSON
+/// lines, and commit offsets only after they were written. Exit status: 0 on a clean stop,
+/// 1 when an undecodable event stopped it (--on-undecodable fail), 2 on errors.
+#[derive(Debug, Parser)]
+#[command(name = "consumer", version)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub consume: ConsumeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Per partition: the group's committed offset, the high watermark and the lag
+    Lag(lag::LagArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnUndecodable {
+    /// Write it out with an "error" field and its raw bytes (base64), and go on
+    Print,
+    /// Stop without committing it (exit status 1)
+    Fail,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+
+    /// Consumer group id (required: Event Hubs groups span the whole namespace)
+    #[arg(long, env = "KAFKA_GROUP_ID", required = true)]
+    pub group: Option<String>,
+
+    /// Where to start when the group has no committed offset
+    #[arg(long, value_enum, default_value = "earliest")]
+    pub from: StartFrom,
+
+    /// `json`: one line per event on stdout; `none`: count only
+    #[arg(long, value_enum, default_value = "json")]
+    pub output: OutputFormat,
+
+    /// How often stored offsets are committed (the service throttles commits to 4/s per partition)
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub commit_interval: Duration,
+
+    /// Stop after this many events
+    #[arg(long, value_name = "N")]
+    pub max_events: Option<u64>,
+
+    /// Stop after this long without an event
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Option<Duration>,
+
+    /// Send undecodable events to this topic (original key and headers, plus an error header)
+    #[arg(long, value_name = "TOPIC", conflicts_with = "on_undecodable")]
+    pub dead_letter_topic: Option<String>,
+
+    /// What to do with an event that cannot be decoded
+    #[arg(long, value_enum, default_value = "print")]
+    pub on_undecodable: OnUndecodable,
+
+    /// How long to wait for the broker at start-up
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+}
+
+impl Cli {
+    pub fn log(&self) -> &LogArgs {
+        match &self.command {
+            Some(Command::Lag(args)) => &args.log,
+            None => &self.consume.log,
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Some(Command::Lag(args)) => lag::run(args).await,
+        None => consume::run(cli.consume).await,
+    }
+}

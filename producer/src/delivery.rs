@@ -1,0 +1,165 @@
+//! Delivery accounting: an event counts as sent only when the broker acknowledged it.
+//!
+//! librdkafka calls [`DeliveryContext::delivery`] once per event on its polling thread with
+//! the broker's verdict; the counters and the latency histogram live here, and so does the
+//! record of every event that was not delivered.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use eventhubs_kafka::kafka::context::{LastError, log_librdkafka, record_and_log_error};
+use hdrhistogram::Histogram;
+use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryResult, ProducerContext};
+
+/// How many undelivered events are named one by one in the log; the rest are counted by
+/// reason.
+const FAILURES_NAMED: u64 = 1000;
+
+/// Latencies are recorded up to ten minutes.
+const MAX_LATENCY_US: u64 = 600_000_000;
+
+/// What the producer knows about an event in flight.
+pub struct Pending {
+    /// Where the event came from: its input line, or its index when generated.
+    pub origin: Origin,
+    pub enqueued: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Origin {
+    Line(u64),
+    Generated(u64),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Line(n) => write!(f, "input line {n}"),
+            Self::Generated(n) => write!(f, "generated event {n}"),
+        }
+    }
+}
+
+pub struct DeliveryContext {
+    pub last_error: LastError,
+    sent: AtomicU64,
+    failed: AtomicU64,
+    bytes: AtomicU64,
+    /// `None` only if the histogram could not be created, which constant bounds rule out.
+    latency_us: Mutex<Option<Histogram<u64>>>,
+    failure_reasons: Mutex<BTreeMap<String, u64>>,
+}
+
+/// Totals at the end of a run.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryTotals {
+    pub sent: u64,
+    pub failed: u64,
+    pub bytes: u64,
+    pub latency_ms: LatencyMs,
+    pub failure_reasons: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct LatencyMs {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl DeliveryContext {
+    pub fn new() -> Self {
+        Self {
+            last_error: LastError::default(),
+            sent: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            // 1 µs to 10 min, 3 significant digits.
+            latency_us: Mutex::new(Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).ok()),
+            failure_reasons: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn totals(&self) -> DeliveryTotals {
+        let h = self.latency_us.lock().unwrap_or_else(|e| e.into_inner());
+        let ms = |us: u64| us as f64 / 1000.0;
+        let latency_ms = match h.as_ref() {
+            Some(h) if !h.is_empty() => LatencyMs {
+                p50: ms(h.value_at_quantile(0.50)),
+                p99: ms(h.value_at_quantile(0.99)),
+                max: ms(h.max()),
+            },
+            _ => LatencyMs::default(),
+        };
+        DeliveryTotals {
+            sent: self.sent.load(Ordering::Acquire),
+            failed: self.failed.load(Ordering::Acquire),
+            bytes: self.bytes.load(Ordering::Acquire),
+            latency_ms,
+            failure_reasons: self
+                .failure_reasons
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
+
+    fn failed(&self, pending: &Pending, error: &KafkaError, key: Option<&[u8]>) {
+        let n = self.failed.fetch_add(1, Ordering::AcqRel) + 1;
+        let reason = error.to_string();
+        if n <= FAILURES_NAMED {
+            let key = key.map(String::from_utf8_lossy).unwrap_or_default();
+            tracing::warn!(origin = %pending.origin, key = %key, error = %reason, "event not delivered");
+        } else if n == FAILURES_NAMED + 1 {
+            tracing::warn!(
+                "more events not delivered; the rest are counted by reason in the summary"
+            );
+        }
+        *self
+            .failure_reasons
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(reason)
+            .or_default() += 1;
+    }
+}
+
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        log_librdkafka(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        record_and_log_error(&self.last_error, error, reason);
+    }
+}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Box<Pending>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
+        match result {
+            Ok(message) => {
+                let size = message.payload_len() + message.key().map_or(0, <[u8]>::len);
+                self.bytes.fetch_add(size as u64, Ordering::AcqRel);
+                let us = pending.enqueued.elapsed().as_micros() as u64;
+                if let Some(h) = self
+                    .latency_us
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_mut()
+                {
+                    let _ = h.record(us.clamp(1, MAX_LATENCY_US));
+                }
+                self.sent.fetch_add(1, Ordering::AcqRel);
+            }
+            Err((error, message)) => self.failed(&pending, error, message.key()),
+        }
+    }
+}

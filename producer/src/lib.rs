@@ -1,0 +1,447 @@
+//! The producer: sends telemetry events to an event hub (or any Kafka topic).
+//!
+//! Data flow: [`input::Source`] (generator or JSON lines) → validate against the value schema
+//! → key → [`eventhubs_kafka::encoding::Encoder`] → librdkafka's queue (waiting when it is
+//! full) → broker → [`delivery::DeliveryContext`] counts what was acknowledged. On the end
+//! of input, an invalid line or a signal: stop reading, flush with a deadline, purge what
+//! is left and report it.
+
+pub mod delivery;
+pub mod input;
+pub mod topic;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use apache_avro::types::Value;
+use clap::{ArgGroup, Parser};
+use eventhubs_kafka::cli::{KafkaArgs, LogArgs, RegistryArgs};
+use eventhubs_kafka::encoding::{CompiledSchema, Encoder, Encoding, avro_to_json};
+use eventhubs_kafka::kafka::config::{ClientKind, ClientSettings};
+use eventhubs_kafka::schemas;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, Producer, PurgeConfig, ThreadedProducer};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::delivery::{DeliveryContext, DeliveryTotals, LatencyMs, Origin, Pending};
+use crate::input::{Item, Source};
+
+/// Send telemetry events to Event Hubs (or any Kafka broker): Avro-encoded, keyed for
+/// ordering, batched and idempotent. Exit status: 0 when every event read was delivered,
+/// 1 when some were not (or input was invalid), 2 when it could not run at all.
+#[derive(Debug, Parser)]
+#[command(name = "producer", version)]
+#[command(group(ArgGroup::new("source").required(true).args(["generate", "input"])))]
+pub struct Cli {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+
+    /// Generate N synthetic telemetry events
+    #[arg(long, value_name = "N", help_heading = "Input")]
+    pub generate: Option<u64>,
+
+    /// Read JSON lines from FILE (`-` for stdin); each line is validated against the schema
+    #[arg(long, value_name = "FILE|-", help_heading = "Input")]
+    pub input: Option<PathBuf>,
+
+    /// Distinct sensor ids for --generate
+    #[arg(long, default_value_t = 100, value_name = "K", help_heading = "Input")]
+    pub sensors: usize,
+
+    /// Seed for --generate, for repeatable data (default: from the clock)
+    #[arg(long, help_heading = "Input")]
+    pub seed: Option<u64>,
+
+    /// Events per second at most (default: as fast as the broker takes them)
+    #[arg(long, value_name = "R", help_heading = "Input")]
+    pub rate: Option<f64>,
+
+    /// Skip and count invalid input lines instead of stopping at the first one
+    #[arg(long, help_heading = "Input")]
+    pub skip_invalid: bool,
+
+    /// Value encoding [default: avro-confluent with a registry URL, else avro-single-object]
+    #[arg(long, value_enum, help_heading = "Encoding")]
+    pub encoding: Option<Encoding>,
+
+    /// Value schema (Avro .avsc) instead of the embedded telemetry schema
+    #[arg(long, value_name = "FILE.avsc", help_heading = "Encoding")]
+    pub schema: Option<PathBuf>,
+
+    /// Top-level field whose value is the Kafka key (empty: no key)
+    #[arg(long, default_value = "sensor_id", help_heading = "Encoding")]
+    pub key_field: String,
+
+    /// Send every event to this partition instead of partitioning by key
+    #[arg(long, value_name = "P", help_heading = "Delivery")]
+    pub partition: Option<i32>,
+
+    /// Largest event (key + value) accepted; Event Hubs takes at most 1 MB per event
+    #[arg(long, default_value_t = 1_000_000, help_heading = "Delivery")]
+    pub max_event_bytes: usize,
+
+    /// Create the topic if it is missing (local brokers; event hubs are made by terraform)
+    #[arg(long, help_heading = "Delivery")]
+    pub ensure_topic: bool,
+
+    /// Partitions for --ensure-topic
+    #[arg(long, default_value_t = 4, value_name = "P", help_heading = "Delivery")]
+    pub partitions: i32,
+
+    /// Replication factor for --ensure-topic
+    #[arg(long, default_value_t = 1, help_heading = "Delivery")]
+    pub replication_factor: i32,
+
+    /// How long to wait, at the end, for events still in flight
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, help_heading = "Delivery")]
+    pub flush_timeout: Duration,
+
+    /// How long to wait for the broker at start-up
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration, help_heading = "Delivery")]
+    pub connect_timeout: Duration,
+
+    /// Print one JSON summary object on stdout at the end (otherwise a line on stderr)
+    #[arg(long, help_heading = "Output")]
+    pub summary_json: bool,
+}
+
+/// The end-of-run report (`--summary-json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub sent: u64,
+    pub failed: u64,
+    pub invalid: u64,
+    pub bytes: u64,
+    pub elapsed_ms: u64,
+    pub events_per_sec: f64,
+    pub latency_ms: LatencyMs,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = cli.kafka.client_settings("eventhubs-kafka-producer")?;
+    let topic = cli.kafka.topic(&settings)?;
+    let schema_text = match &cli.schema {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read --schema {}", path.display()))?,
+        None => schemas::TELEMETRY.to_string(),
+    };
+    let schema = Arc::new(
+        CompiledSchema::parse(&schema_text)
+            .context("the value schema is not a valid Avro schema")?,
+    );
+    let encoder = build_encoder(&cli, &topic, &schema_text, schema).await?;
+    let cancel = eventhubs_kafka::shutdown::on_signal();
+    let source = match (&cli.input, cli.generate) {
+        (Some(path), _) => Source::lines(path.clone())?,
+        (None, Some(n)) => {
+            let seed = cli.seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64)
+            });
+            Source::generator(n, cli.sensors, seed)
+        }
+        (None, None) => bail!("give --generate N or --input FILE"),
+    };
+    tokio::task::spawn_blocking(move || produce(&cli, &settings, &topic, encoder, source, &cancel))
+        .await?
+}
+
+async fn build_encoder(
+    cli: &Cli,
+    topic: &str,
+    schema_text: &str,
+    schema: Arc<CompiledSchema>,
+) -> anyhow::Result<Encoder> {
+    let registry = cli.registry.settings();
+    let encoding = cli.encoding.unwrap_or(if registry.is_some() {
+        Encoding::AvroConfluent
+    } else {
+        Encoding::AvroSingleObject
+    });
+    Ok(match encoding {
+        Encoding::AvroSingleObject => Encoder::single_object(schema),
+        Encoding::Json => Encoder::json(schema),
+        Encoding::AvroConfluent => {
+            let Some(registry) = registry else {
+                bail!(
+                    "--encoding avro-confluent needs --schema-registry-url (SCHEMA_REGISTRY_URL)"
+                );
+            };
+            let id = registry
+                .register_value_schema(topic, schema_text)
+                .await
+                .with_context(|| format!("registering the value schema under `{topic}-value`"))?;
+            tracing::info!(subject = %format!("{topic}-value"), schema_id = id, "value schema registered");
+            Encoder::confluent(schema, id)
+        }
+    })
+}
+
+fn produce(
+    cli: &Cli,
+    settings: &ClientSettings,
+    topic: &str,
+    encoder: Encoder,
+    mut source: Source,
+    cancel: &CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    let properties = settings.properties(&ClientKind::Producer);
+    for o in properties.overridden() {
+        tracing::warn!(key = %o.key, requested = %o.requested, applied = %o.applied, "-X {} overridden: {}", o.key, o.why);
+    }
+    let producer: ThreadedProducer<DeliveryContext> = properties
+        .client_config()
+        .create_with_context(DeliveryContext::new())
+        .context("creating the Kafka producer")?;
+    let partitions = topic::prepare(cli, settings, topic, &producer)?;
+    if let Some(p) = cli.partition {
+        if p < 0 || p >= partitions {
+            bail!(
+                "--partition {p} does not exist: `{topic}` has partitions 0..{}",
+                partitions - 1
+            );
+        }
+    }
+    tracing::info!(topic, partitions, encoding = encoder.encoding().as_str(), bootstrap = %settings.bootstrap_servers(), "producing");
+
+    let started = Instant::now();
+    let mut invalid = 0u64;
+    let mut stopped_on_invalid = false;
+    let mut read_failure = None;
+    let mut accepted = 0u64;
+    while let Some(item) = source.next(cancel) {
+        let item = match item {
+            Ok(item) => item,
+            Err(e) => {
+                tracing::error!("{e}");
+                read_failure = Some(e);
+                break;
+            }
+        };
+        let (origin, prepared) = match item {
+            Item::Record(origin, value) => (origin, prepare(&encoder, value, cli)),
+            Item::Line(n, text) => (
+                Origin::Line(n),
+                parse_line(&encoder, &text).and_then(|v| prepare(&encoder, v, cli)),
+            ),
+        };
+        let (key, payload) = match prepared {
+            Ok(event) => event,
+            Err(reason) => {
+                invalid += 1;
+                tracing::error!(origin = %origin, "invalid event: {reason}");
+                if cli.skip_invalid {
+                    continue;
+                }
+                stopped_on_invalid = true;
+                break;
+            }
+        };
+        if let Some(rate) = cli.rate {
+            pace(started, accepted, rate, cancel);
+        }
+        enqueue(
+            &producer,
+            topic,
+            cli.partition,
+            key.as_deref(),
+            &payload,
+            origin,
+        )?;
+        accepted += 1;
+    }
+    let interrupted = cancel.is_cancelled();
+    let undelivered_at_flush = finish(&producer, cli.flush_timeout);
+    let totals = producer.context().totals();
+    let elapsed = started.elapsed();
+    report(cli, &totals, invalid, elapsed, undelivered_at_flush)?;
+
+    if stopped_on_invalid {
+        tracing::error!(
+            "stopped at the first invalid event; what was accepted before it was delivered. Use --skip-invalid to go on past invalid lines"
+        );
+    }
+    if interrupted {
+        tracing::info!("stopped by signal after reading {accepted} events");
+    }
+    let complete = totals.failed == 0
+        && totals.sent == accepted
+        && !stopped_on_invalid
+        && read_failure.is_none()
+        && (invalid == 0 || cli.skip_invalid);
+    Ok(if complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Parse one input line as JSON and validate it against the schema.
+fn parse_line(encoder: &Encoder, text: &str) -> Result<Value, String> {
+    let json: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    encoder
+        .schema()
+        .json_to_avro(&json)
+        .map_err(|e| e.to_string())
+}
+
+/// Key and encoded value of a valid event, or why it cannot be sent.
+fn prepare(
+    encoder: &Encoder,
+    value: Value,
+    cli: &Cli,
+) -> Result<(Option<Vec<u8>>, Vec<u8>), String> {
+    let key = if cli.key_field.is_empty() {
+        None
+    } else {
+        Some(key_of(&value, &cli.key_field)?)
+    };
+    let payload = encoder.encode(value).map_err(|e| e.to_string())?;
+    let size = payload.len() + key.as_ref().map_or(0, Vec::len);
+    if size > cli.max_event_bytes {
+        return Err(format!(
+            "the event is {size} bytes (key + value), more than --max-event-bytes {}; Event Hubs rejects events over 1 MB",
+            cli.max_event_bytes
+        ));
+    }
+    Ok((key, payload))
+}
+
+fn key_of(value: &Value, field: &str) -> Result<Vec<u8>, String> {
+    let Value::Record(fields) = value else {
+        return Err(format!("--key-field {field}: the event is not a record"));
+    };
+    let Some((_, v)) = fields.iter().find(|(name, _)| name == field) else {
+        return Err(format!("--key-field {field}: the schema has no such field"));
+    };
+    let key = match avro_to_json(v) {
+        serde_json::Value::String(s) => s,
+        serde_json::Value::Null => return Err(format!("key field `{field}` is null")),
+        other => other.to_string(),
+    };
+    Ok(key.into_bytes())
+}
+
+/// Hand one event to librdkafka, waiting while its queue is full (backpressure).
+fn enqueue(
+    producer: &ThreadedProducer<DeliveryContext>,
+    topic: &str,
+    partition: Option<i32>,
+    key: Option<&[u8]>,
+    payload: &[u8],
+    origin: Origin,
+) -> anyhow::Result<()> {
+    let pending = Box::new(Pending {
+        origin,
+        enqueued: Instant::now(),
+    });
+    let mut record = BaseRecord::with_opaque_to(topic, pending).payload(payload);
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    if let Some(p) = partition {
+        record = record.partition(p);
+    }
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                // The background thread is delivering; give it room.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, back)) => {
+                bail!("librdkafka refused {}: {e}", back.delivery_opaque.origin);
+            }
+        }
+    }
+}
+
+fn pace(started: Instant, sent: u64, rate: f64, cancel: &CancellationToken) {
+    if rate <= 0.0 {
+        return;
+    }
+    let due = started + Duration::from_secs_f64(sent as f64 / rate);
+    while !cancel.is_cancelled() {
+        let now = Instant::now();
+        if now >= due {
+            return;
+        }
+        std::thread::sleep((due - now).min(Duration::from_millis(100)));
+    }
+}
+
+/// Flush with a deadline; purge whatever is still queued so that each such event gets its
+/// (failed) delivery report. Returns how many were still in flight at the deadline.
+fn finish(producer: &ThreadedProducer<DeliveryContext>, timeout: Duration) -> i32 {
+    if producer.flush(timeout).is_ok() {
+        return 0;
+    }
+    let left = producer.in_flight_count();
+    tracing::error!(
+        in_flight = left,
+        ?timeout,
+        "flush deadline passed; purging undelivered events"
+    );
+    producer.purge(PurgeConfig::default().queue().inflight());
+    // Purged events come back through the delivery callback as failures.
+    let _ = producer.flush(Duration::from_secs(5));
+    left
+}
+
+fn report(
+    cli: &Cli,
+    totals: &DeliveryTotals,
+    invalid: u64,
+    elapsed: Duration,
+    undelivered_at_flush: i32,
+) -> anyhow::Result<()> {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let summary = Summary {
+        sent: totals.sent,
+        failed: totals.failed,
+        invalid,
+        bytes: totals.bytes,
+        elapsed_ms: elapsed.as_millis() as u64,
+        events_per_sec: (totals.sent as f64 / secs * 10.0).round() / 10.0,
+        latency_ms: totals.latency_ms,
+    };
+    for (reason, count) in &totals.failure_reasons {
+        tracing::error!(count, reason = %reason, "events not delivered");
+    }
+    if undelivered_at_flush > 0 {
+        tracing::error!(
+            undelivered_at_flush,
+            "events were still in flight at the flush deadline"
+        );
+    }
+    if cli.summary_json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        eprintln!(
+            "producer: {} sent ({:.1} MB) in {:.2} s ({:.0} events/s), {} failed, {} invalid; delivery latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            summary.sent,
+            summary.bytes as f64 / 1e6,
+            secs,
+            summary.events_per_sec,
+            summary.failed,
+            summary.invalid,
+            summary.latency_ms.p50,
+            summary.latency_ms.p99,
+            summary.latency_ms.max,
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! Before the first event: check the broker, the credentials and the topic; create the
+//! topic with `--ensure-topic` on brokers where that is allowed (never on Event Hubs, whose
+//! event hubs are created by terraform).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use eventhubs_kafka::kafka::config::{ClientKind, ClientSettings};
+use eventhubs_kafka::kafka::preflight::{describe_topic, missing_topic_message};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{Producer, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::Cli;
+use crate::delivery::DeliveryContext;
+
+/// Returns the topic's partition count.
+pub fn prepare(
+    cli: &Cli,
+    settings: &ClientSettings,
+    topic: &str,
+    producer: &ThreadedProducer<DeliveryContext>,
+) -> anyhow::Result<i32> {
+    let bootstrap = settings.bootstrap_servers();
+    let last_error = &producer.context().last_error;
+    let describe = || {
+        describe_topic(
+            producer.client(),
+            topic,
+            &bootstrap,
+            last_error,
+            cli.connect_timeout,
+        )
+    };
+    if let Some(info) = describe()? {
+        return Ok(info.partitions);
+    }
+    if !cli.ensure_topic {
+        bail!(missing_topic_message(topic, settings.is_event_hubs()));
+    }
+    if settings.is_event_hubs() {
+        bail!(
+            "{}; --ensure-topic does not create event hubs, because the Kafka admin API is not a reliable way to create them",
+            missing_topic_message(topic, true)
+        );
+    }
+    create_topic(cli, settings, topic)?;
+    // Wait for the new topic's metadata to reach the broker we talk to.
+    let deadline = Instant::now() + cli.connect_timeout;
+    loop {
+        if let Some(info) = describe()? {
+            return Ok(info.partitions);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "topic `{topic}` was created but its metadata did not appear within {:?}",
+                cli.connect_timeout
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn create_topic(cli: &Cli, settings: &ClientSettings, topic: &str) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = settings
+        .properties(&ClientKind::Admin { group_id: None })
+        .client_config()
+        .create()
+        .context("creating the Kafka admin client")?;
+    let new_topic = NewTopic::new(
+        topic,
+        cli.partitions,
+        TopicReplication::Fixed(cli.replication_factor),
+    );
+    let options = AdminOptions::new().operation_timeout(Some(cli.connect_timeout));
+    let results = tokio::runtime::Handle::current()
+        .block_on(admin.create_topics([&new_topic], &options))
+        .context("creating the topic")?;
+    for result in results {
+        match result {
+            Ok(_) => tracing::info!(topic, partitions = cli.partitions, "topic created"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => bail!("creating topic `{name}` failed: {code}"),
+        }
+    }
+    Ok(())
+}
