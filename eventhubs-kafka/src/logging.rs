@@ -2,6 +2,8 @@
 //! JSON, levels from `RUST_LOG` (default `info`). librdkafka's own log lines arrive through
 //! the client context with target `librdkafka`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{LogArgs, LogFormat};
@@ -11,6 +13,7 @@ pub fn init(args: &LogArgs) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = match args.log_format {

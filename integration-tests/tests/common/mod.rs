@@ -1,0 +1,100 @@
+//! Helpers shared by the end-to-end tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::{Value, json};
+use test_support::{Broker, json_lines, run, stderr, tool};
+
+/// `count` telemetry events as JSON lines with known ids, spread over `sensors` keys; each
+/// carries its per-sensor sequence number in `properties.seq`.
+pub fn write_events(dir: &Path, count: usize, sensors: usize) -> (PathBuf, Vec<String>) {
+    let path = dir.join("events.jsonl");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let mut ids = Vec::with_capacity(count);
+    let mut seq = vec![0u64; sensors];
+    for i in 0..count {
+        let sensor = i % sensors;
+        seq[sensor] += 1;
+        let id = format!("00000000-0000-4000-8000-{i:012}");
+        let event = json!({
+            "event_id": id,
+            "sensor_id": format!("sensor-{sensor:03}"),
+            "timestamp": 1_795_334_400_000_i64 + i as i64,
+            "temperature": 20.0 + (i % 10) as f64 / 10.0,
+            "humidity": if i % 7 == 0 { Value::Null } else { json!(45.5) },
+            "properties": {"seq": seq[sensor].to_string()},
+        });
+        writeln!(file, "{event}").unwrap();
+        ids.push(id);
+    }
+    (path, ids)
+}
+
+/// Run the producer to completion; assert it succeeded; return its summary.
+pub fn produce(broker: &Broker, topic: &str, args: &[&str]) -> Value {
+    let out = run(tool("producer", broker)
+        .args(["--topic", topic, "--ensure-topic", "--summary-json"])
+        .args(args));
+    assert!(
+        out.status.success(),
+        "producer failed: {}\n{}",
+        out.status,
+        stderr(&out)
+    );
+    summary(&out)
+}
+
+pub fn summary(out: &Output) -> Value {
+    json_lines(out)
+        .pop()
+        .unwrap_or_else(|| panic!("no summary on stdout: {}", stderr(out)))
+}
+
+/// Run the consumer until `max` events or 15 s idle; assert a clean exit.
+pub fn consume(
+    broker: &Broker,
+    topic: &str,
+    group: &str,
+    max: usize,
+    extra: &[&str],
+) -> Vec<Value> {
+    let out = run(tool("consumer", broker)
+        .args(["--topic", topic, "--group", group, "--idle-timeout", "15s"])
+        .args(["--max-events", &max.to_string()])
+        .args(extra));
+    assert!(
+        out.status.success(),
+        "consumer failed: {}\n{}",
+        out.status,
+        stderr(&out)
+    );
+    json_lines(&out)
+}
+
+pub fn event_ids(lines: &[Value]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| {
+            l["value"]["event_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no event_id: {l}"))
+                .to_string()
+        })
+        .collect()
+}
+
+pub fn set(ids: &[String]) -> BTreeSet<String> {
+    ids.iter().cloned().collect()
+}
+
+pub fn schema_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/telemetry.avsc")
+}
+
+pub fn interop_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("python/interop.py")
+}
