@@ -63,6 +63,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let context = GroupContext {
         last_error: Default::default(),
         output: output.clone(),
+        positions: Default::default(),
     };
     let consumer: StreamConsumer<GroupContext> = properties
         .client_config()
@@ -127,10 +128,10 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
                 if !handled {
                     break Stop::Undecodable;
                 }
-                if let Err(e) = consumer.store_offset_from_message(&message) {
-                    // The partition was revoked meanwhile: its new owner reads it again.
-                    tracing::debug!("offset not stored: {e}");
-                }
+                consumer
+                    .context()
+                    .positions
+                    .advance(message.topic(), message.partition(), message.offset());
             }
         }
     };
@@ -258,7 +259,7 @@ async fn send_to_dead_letter(
     Ok(())
 }
 
-/// Flush the output, then commit the stored offsets.
+/// Flush the output, then commit a snapshot of the positions of what was written.
 fn commit(
     consumer: &StreamConsumer<GroupContext>,
     output: &Output,
@@ -267,7 +268,10 @@ fn commit(
     output
         .flush()
         .context("flushing stdout; offsets were not committed")?;
-    match consumer.commit_consumer_state(mode) {
+    let Some(positions) = consumer.context().positions.snapshot_if_moved() else {
+        return Ok(());
+    };
+    match consumer.commit(&positions, mode) {
         Ok(()) => Ok(()),
         Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
         Err(e) if matches!(mode, CommitMode::Async) => {

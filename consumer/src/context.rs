@@ -12,10 +12,12 @@ use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::output::Output;
+use crate::positions::Positions;
 
 pub struct GroupContext {
     pub last_error: LastError,
     pub output: Output,
+    pub positions: Positions,
 }
 
 impl ClientContext for GroupContext {
@@ -45,10 +47,11 @@ impl ConsumerContext for GroupContext {
                     tracing::error!("cannot flush output before revocation ({e}); not committing");
                     return;
                 }
-                match consumer.commit_consumer_state(CommitMode::Sync) {
-                    Ok(()) => {}
-                    Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-                    Err(e) => tracing::warn!("commit before revocation failed: {e}"),
+                let positions = self.positions.take(list);
+                if positions.count() > 0 {
+                    if let Err(e) = consumer.commit(&positions, CommitMode::Sync) {
+                        tracing::warn!("commit before revocation failed: {e}");
+                    }
                 }
                 tracing::info!(partitions = %describe(list), "partitions revoked (closed)");
             }

@@ -3,13 +3,14 @@
 //!
 //! Data flow: librdkafka (StreamConsumer) → [`consume`] decodes with
 //! [`eventhubs_kafka::encoding::Decoder`] → [`output::Output`] (stdout JSON lines) or, for an
-//! undecodable event, the dead-letter topic → offset stored → every `--commit-interval`:
-//! flush output, commit stored offsets. [`lag`] answers `consumer lag`.
+//! undecodable event, the dead-letter topic → [`positions::Positions`] advanced → every
+//! `--commit-interval`: flush output, commit a snapshot of the positions. [`lag`] answers `consumer lag`.
 
 pub mod consume;
 pub mod context;
 pub mod lag;
 pub mod output;
+pub mod positions;
 
 use std::process::ExitCode;
 use std::time::Duration;

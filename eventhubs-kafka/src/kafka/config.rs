@@ -468,7 +468,7 @@ fn require_invariants(p: &mut Properties, kind: &ClientKind) {
                 R,
                 "enable.auto.offset.store",
                 "false",
-                "an offset is stored only after its event was written out (at least once)",
+                "the consumer commits explicit positions of events already written out (at least once)",
             );
             p.set(
                 R,

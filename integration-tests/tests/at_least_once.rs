@@ -1,0 +1,188 @@
+//! At-least-once under failure: a consumer killed with SIGKILL loses nothing and re-reads
+//! only what it had not committed; two consumers in one group split the partitions.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+use test_support::{Broker, json_lines, tool, unique};
+
+fn read_lines(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        // A line cut by the kill is not a complete write; it was never committed.
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn sigkilled_consumer_loses_nothing_and_rereads_only_uncommitted_events() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (input, ids) = write_events(dir.path(), 60_000, 40);
+    let topic = unique("kill");
+    let group = unique("g");
+    produce(
+        &broker,
+        &topic,
+        &["--partitions", "3", "--input", input.to_str().unwrap()],
+    );
+
+    // First run, killed mid-stream; it commits every 100 ms. tansu evicts a dead member
+    // only after its rebalance timeout (max.poll.interval.ms), so keep that short here, or
+    // the second run would wait five minutes for the partitions.
+    let first_out = dir.path().join("first.jsonl");
+    let mut child = tool("consumer", &broker)
+        .args([
+            "--topic",
+            &topic,
+            "--group",
+            &group,
+            "--commit-interval",
+            "100ms",
+        ])
+        .args([
+            "-X",
+            "session.timeout.ms=6000",
+            "-X",
+            "max.poll.interval.ms=7000",
+        ])
+        .stdout(std::fs::File::create(&first_out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read_lines(&first_out).len() < 2000 {
+        assert!(Instant::now() < deadline, "consumer made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = child.wait();
+    let first = read_lines(&first_out);
+    assert!(
+        first.len() < ids.len(),
+        "the kill came too late to test anything"
+    );
+
+    // Second run: it starts at whatever the group had committed when the first died.
+    let second = consume(&broker, &topic, &group, ids.len(), &[]);
+    let mut resumed_at: BTreeMap<i64, i64> = BTreeMap::new();
+    for l in &second {
+        let p = l["partition"].as_i64().unwrap();
+        let o = l["offset"].as_i64().unwrap();
+        let first_seen = resumed_at.entry(p).or_insert(o);
+        *first_seen = (*first_seen).min(o);
+    }
+    let mut written: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
+    for l in &first {
+        written
+            .entry(l["partition"].as_i64().unwrap())
+            .or_default()
+            .insert(l["offset"].as_i64().unwrap());
+    }
+    // Nothing committed that was not written out: every offset below each resume point
+    // is in the first run's output.
+    for (p, start) in &resumed_at {
+        let offsets = written.get(p).cloned().unwrap_or_default();
+        let missing = (0..*start).filter(|o| !offsets.contains(o)).count();
+        assert_eq!(
+            missing, 0,
+            "partition {p}: committed {start} past {missing} events never written out"
+        );
+    }
+    let mut all = set(&event_ids(&first));
+    all.extend(set(&event_ids(&second)));
+    let lost = set(&ids).difference(&all).count();
+    assert_eq!(
+        lost,
+        0,
+        "{lost} events lost (first run {} lines, second {})",
+        first.len(),
+        second.len()
+    );
+    // Re-read exactly the written-but-uncommitted tail, nothing more.
+    let reread = first.len() + second.len() - ids.len();
+    let uncommitted_tail: usize = written
+        .iter()
+        .map(|(p, offs)| {
+            let start = resumed_at.get(p).copied().unwrap_or(i64::MAX);
+            offs.iter().filter(|o| **o >= start).count()
+        })
+        .sum();
+    eprintln!(
+        "first run {} events, second {}, re-read {reread}",
+        first.len(),
+        second.len()
+    );
+    assert_eq!(
+        reread, uncommitted_tail,
+        "re-read more than the uncommitted tail"
+    );
+    assert!(
+        reread < first.len(),
+        "commits did not happen during the first run"
+    );
+}
+
+#[test]
+fn two_consumers_in_one_group_split_the_partitions() {
+    let broker = Broker::start();
+    let topic = unique("split");
+    let group = unique("g");
+    produce(&broker, &topic, &["--partitions", "4", "--generate", "1"]);
+    let start = |name: &str| {
+        tool("consumer", &broker)
+            .args([
+                "--topic",
+                &topic,
+                "--group",
+                &group,
+                "--idle-timeout",
+                "12s",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(std::env::temp_dir().join(name)).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let a = start(&unique("a.log"));
+    let b = start(&unique("b.log"));
+    // Let both join before the events arrive, then feed them over a few seconds.
+    std::thread::sleep(Duration::from_secs(4));
+    produce(&broker, &topic, &["--generate", "4000", "--rate", "1500"]);
+    let a = a.wait_with_output().unwrap();
+    let b = b.wait_with_output().unwrap();
+    assert!(a.status.success() && b.status.success());
+    let (la, lb) = (json_lines(&a), json_lines(&b));
+    assert!(
+        !la.is_empty() && !lb.is_empty(),
+        "one consumer got nothing: {} / {}",
+        la.len(),
+        lb.len()
+    );
+    let parts = |lines: &[Value]| -> BTreeSet<i64> {
+        lines
+            .iter()
+            .map(|l| l["partition"].as_i64().unwrap())
+            .collect()
+    };
+    let mut all = set(&event_ids(&la));
+    all.extend(set(&event_ids(&lb)));
+    assert_eq!(all.len(), 4001, "together they see everything");
+    // A partition may change owner in a rebalance while events flow; the revoked owner
+    // commits before letting go, so the new owner re-reads nothing.
+    let duplicates = la.len() + lb.len() - all.len();
+    eprintln!(
+        "partitions {:?} / {:?}, {duplicates} duplicates",
+        parts(&la),
+        parts(&lb)
+    );
+    assert_eq!(duplicates, 0, "events read twice across the rebalance");
+}

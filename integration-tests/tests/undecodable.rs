@@ -1,0 +1,118 @@
+//! Events that cannot be decoded are never dropped silently: printed with their raw bytes,
+//! dead-lettered, or they stop the consumer without being committed.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use test_support::{Broker, json_lines, run, stderr, tool, unique};
+
+/// Three good events, then garbage bytes and a Confluent frame with no registry to resolve
+/// it, written by an independent client.
+fn topic_with_bad_events(broker: &Broker) -> String {
+    let topic = unique("bad");
+    produce(broker, &topic, &["--partitions", "1", "--generate", "3"]);
+    let out = Command::new("python3")
+        .arg(interop_script())
+        .args([
+            "produce-raw",
+            &broker.bootstrap,
+            &topic,
+            "fffe01",
+            "000000002a0102",
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    topic
+}
+
+#[test]
+fn undecodable_events_are_printed_with_error_and_raw_bytes() {
+    let broker = Broker::start();
+    let topic = topic_with_bad_events(&broker);
+    let lines = consume(&broker, &topic, &unique("g"), 5, &[]);
+    assert_eq!(lines.len(), 5);
+    let bad: Vec<_> = lines.iter().filter(|l| l.get("error").is_some()).collect();
+    assert_eq!(bad.len(), 2);
+    assert_eq!(bad[0]["raw"], "//4B");
+    assert!(bad[0]["error"].as_str().unwrap().contains("neither Avro"));
+    assert!(bad[1]["error"].as_str().unwrap().contains("schema id 42"));
+    assert!(
+        bad[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("--schema-registry-url")
+    );
+    assert_eq!(bad[0]["headers"]["origin"], "interop");
+}
+
+#[test]
+fn on_undecodable_fail_stops_before_committing_the_bad_event() {
+    let broker = Broker::start();
+    let topic = topic_with_bad_events(&broker);
+    let group = unique("g");
+    let out = run(tool("consumer", &broker).args([
+        "--topic",
+        &topic,
+        "--group",
+        &group,
+        "--idle-timeout",
+        "15s",
+        "--on-undecodable",
+        "fail",
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        json_lines(&out).len(),
+        3,
+        "the good events before it are written"
+    );
+    assert!(stderr(&out).contains("stopping without committing it"));
+    let lag = run(
+        tool("consumer", &broker).args(["lag", "--json", "--group", &group, "--topic", &topic])
+    );
+    let report = &json_lines(&lag)[0];
+    assert_eq!(report["partitions"][0]["committed"], 3, "{report}");
+}
+
+#[test]
+fn dead_letter_topic_receives_undecodable_events_with_their_key_headers_and_error() {
+    let broker = Broker::start();
+    let topic = topic_with_bad_events(&broker);
+    let dlq = unique("dlq");
+    produce(&broker, &dlq, &["--partitions", "1", "--generate", "0"]);
+    let lines = consume(
+        &broker,
+        &topic,
+        &unique("g"),
+        5,
+        &["--dead-letter-topic", &dlq],
+    );
+    assert_eq!(lines.len(), 3, "only decodable events are written out");
+    assert!(lines.iter().all(|l| l.get("error").is_none()));
+
+    let dead = consume(&broker, &dlq, &unique("g"), 2, &[]);
+    assert_eq!(dead.len(), 2);
+    assert_eq!(dead[0]["key"], "raw");
+    assert_eq!(dead[0]["raw"], "//4B", "original bytes kept");
+    assert_eq!(
+        dead[0]["headers"]["origin"], "interop",
+        "original headers kept"
+    );
+    assert!(
+        dead[0]["headers"]["x-dead-letter-error"]
+            .as_str()
+            .unwrap()
+            .contains("neither Avro")
+    );
+    assert_eq!(
+        dead[0]["headers"]["x-dead-letter-source"],
+        format!("{topic}/0/3")
+    );
+}
