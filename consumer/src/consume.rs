@@ -70,13 +70,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
         .create_with_context(context)
         .context("creating the Kafka consumer")?;
     let bootstrap = settings.bootstrap_servers();
-    let found = describe_topic(
-        consumer.client(),
-        &topic,
-        &bootstrap,
-        &consumer.context().last_error,
-        args.connect_timeout,
-    )?;
+    let found = describe_topic(&settings, &topic, args.connect_timeout)?;
     if found.is_none() {
         bail!(missing_topic_message(&topic, settings.is_event_hubs()));
     }

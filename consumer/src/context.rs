@@ -22,7 +22,7 @@ pub struct GroupContext {
 
 impl ClientContext for GroupContext {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        log_librdkafka(level, facility, message);
+        log_librdkafka(&self.last_error, level, facility, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -48,10 +48,10 @@ impl ConsumerContext for GroupContext {
                     return;
                 }
                 let positions = self.positions.take(list);
-                if positions.count() > 0 {
-                    if let Err(e) = consumer.commit(&positions, CommitMode::Sync) {
-                        tracing::warn!("commit before revocation failed: {e}");
-                    }
+                if positions.count() > 0
+                    && let Err(e) = consumer.commit(&positions, CommitMode::Sync)
+                {
+                    tracing::warn!("commit before revocation failed: {e}");
                 }
                 tracing::info!(partitions = %describe(list), "partitions revoked (closed)");
             }

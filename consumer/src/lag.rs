@@ -9,7 +9,7 @@ use clap::Args;
 use eventhubs_kafka::cli::{KafkaArgs, LogArgs};
 use eventhubs_kafka::kafka::config::ClientKind;
 use eventhubs_kafka::kafka::context::ToolContext;
-use eventhubs_kafka::kafka::preflight::{PreflightError, missing_topic_message};
+use eventhubs_kafka::kafka::preflight::{PreflightError, describe_topic, missing_topic_message};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde::Serialize;
@@ -87,6 +87,12 @@ pub async fn run(args: LagArgs) -> anyhow::Result<ExitCode> {
 pub fn measure(args: &LagArgs) -> anyhow::Result<Vec<PartitionLag>> {
     let settings = args.kafka.client_settings("eventhubs-kafka-lag")?;
     let topic = args.kafka.topic(&settings).ok();
+    if let Some(topic) = &topic {
+        // Reachability, credentials and the topic, with the real cause on failure.
+        if describe_topic(&settings, topic, args.timeout)?.is_none() {
+            bail!(missing_topic_message(topic, settings.is_event_hubs()));
+        }
+    }
     let context = ToolContext::default();
     let consumer: BaseConsumer<ToolContext> = settings
         .properties(&ClientKind::Admin {

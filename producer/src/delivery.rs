@@ -73,6 +73,12 @@ pub struct LatencyMs {
     pub max: f64,
 }
 
+impl Default for DeliveryContext {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl DeliveryContext {
     pub fn new() -> Self {
         Self {
@@ -132,7 +138,7 @@ impl DeliveryContext {
 
 impl ClientContext for DeliveryContext {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        log_librdkafka(level, facility, message);
+        log_librdkafka(&self.last_error, level, facility, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {

@@ -204,14 +204,14 @@ fn produce(
         .client_config()
         .create_with_context(DeliveryContext::new())
         .context("creating the Kafka producer")?;
-    let partitions = topic::prepare(cli, settings, topic, &producer)?;
-    if let Some(p) = cli.partition {
-        if p < 0 || p >= partitions {
-            bail!(
-                "--partition {p} does not exist: `{topic}` has partitions 0..{}",
-                partitions - 1
-            );
-        }
+    let partitions = topic::prepare(cli, settings, topic)?;
+    if let Some(p) = cli.partition
+        && (p < 0 || p >= partitions)
+    {
+        bail!(
+            "--partition {p} does not exist: `{topic}` has partitions 0..{}",
+            partitions - 1
+        );
     }
     tracing::info!(topic, partitions, encoding = encoder.encoding().as_str(), bootstrap = %settings.bootstrap_servers(), "producing");
 

@@ -9,30 +9,13 @@ use eventhubs_kafka::kafka::config::{ClientKind, ClientSettings};
 use eventhubs_kafka::kafka::preflight::{describe_topic, missing_topic_message};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::producer::{Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::Cli;
-use crate::delivery::DeliveryContext;
 
 /// Returns the topic's partition count.
-pub fn prepare(
-    cli: &Cli,
-    settings: &ClientSettings,
-    topic: &str,
-    producer: &ThreadedProducer<DeliveryContext>,
-) -> anyhow::Result<i32> {
-    let bootstrap = settings.bootstrap_servers();
-    let last_error = &producer.context().last_error;
-    let describe = || {
-        describe_topic(
-            producer.client(),
-            topic,
-            &bootstrap,
-            last_error,
-            cli.connect_timeout,
-        )
-    };
+pub fn prepare(cli: &Cli, settings: &ClientSettings, topic: &str) -> anyhow::Result<i32> {
+    let describe = || describe_topic(settings, topic, cli.connect_timeout);
     if let Some(info) = describe()? {
         return Ok(info.partitions);
     }

@@ -117,8 +117,9 @@ impl Broker {
         let tls_port = options.tls.then(free_port);
         let advertised_port = tls_port.unwrap_or(broker_port);
         let storage = if options.scram.is_some() {
-            // Users must survive the restart that turns authentication on.
-            format!("sqlite://{}", dir.path().join("tansu.db").display())
+            // Users must survive the restart that turns authentication on. tansu 0.6.0 reads
+            // the path relative to its working directory (it drops a leading slash).
+            "sqlite://tansu.db".to_string()
         } else {
             "memory://tansu/".to_string()
         };
@@ -132,6 +133,7 @@ impl Broker {
                 .arg(format!("tcp://127.0.0.1:{advertised_port}"))
                 .arg("--storage-engine")
                 .arg(&storage)
+                .current_dir(dir.path())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log).expect("broker log"));

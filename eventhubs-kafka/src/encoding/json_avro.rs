@@ -250,24 +250,22 @@ impl CompiledSchema {
         variants: &[Schema],
         path: &mut Vec<String>,
     ) -> Result<Value, ConversionError> {
-        if json.is_null() {
-            if let Some(i) = variants.iter().position(|s| matches!(s, Schema::Null)) {
-                return Ok(Value::Union(i as u32, Box::new(Value::Null)));
-            }
+        if json.is_null()
+            && let Some(i) = variants.iter().position(|s| matches!(s, Schema::Null))
+        {
+            return Ok(Value::Union(i as u32, Box::new(Value::Null)));
         }
         // Avro's JSON encoding of a union: {"<type name>": value}.
         if let Some((branch, inner)) = json
             .as_object()
             .filter(|o| o.len() == 1)
             .and_then(|o| o.iter().next())
-        {
-            if let Some(i) = variants
+            && let Some(i) = variants
                 .iter()
                 .position(|s| branch_name(self.resolve(s)) == *branch)
-            {
-                let value = self.convert(inner, &variants[i], path)?;
-                return Ok(Value::Union(i as u32, Box::new(value)));
-            }
+        {
+            let value = self.convert(inner, &variants[i], path)?;
+            return Ok(Value::Union(i as u32, Box::new(value)));
         }
         let mut reasons = Vec::new();
         for (i, variant) in variants.iter().enumerate() {

@@ -494,13 +494,13 @@ fn require_invariants(p: &mut Properties, kind: &ClientKind) {
                     group_id.as_str(),
                     "committed offsets are read per group",
                 );
+                p.set(
+                    R,
+                    "enable.auto.commit",
+                    "false",
+                    "a lag query must never commit",
+                );
             }
-            p.set(
-                R,
-                "enable.auto.commit",
-                "false",
-                "a lag query must never commit",
-            );
         }
     }
 }

@@ -2,12 +2,13 @@
 //! that a wrong password or a missing event hub fails in seconds with an actionable message
 //! instead of as a delivery timeout minutes later.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rdkafka::client::{Client, ClientContext};
 use rdkafka::error::KafkaError;
+use rdkafka::producer::{Producer, ThreadedProducer};
 
-use super::context::LastError;
+use super::config::{ClientKind, ClientSettings};
+use super::context::ToolContext;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
@@ -21,6 +22,8 @@ pub enum PreflightError {
     },
     #[error("{0}")]
     MissingTopic(String),
+    #[error("cannot create the Kafka client for the connection check: {0}")]
+    Client(#[from] KafkaError),
 }
 
 /// What the broker says about a topic.
@@ -31,21 +34,50 @@ pub struct TopicInfo {
 
 /// Fetch metadata for `topic`. `Ok(None)` means the broker answered and the topic does not
 /// exist.
-pub fn describe_topic<C: ClientContext>(
-    client: &Client<C>,
+///
+/// The check uses a short-lived client of its own whose events are served by a background
+/// thread (a threaded producer, which never produces here): a consumer's log and error
+/// events only arrive when its queue is polled, so through the consumer itself the real
+/// cause of a failure would come too late to report.
+pub fn describe_topic(
+    settings: &ClientSettings,
     topic: &str,
-    bootstrap: &str,
-    last_error: &LastError,
     timeout: Duration,
 ) -> Result<Option<TopicInfo>, PreflightError> {
-    let metadata =
-        client
-            .fetch_metadata(Some(topic), timeout)
-            .map_err(|e| PreflightError::Unreachable {
-                bootstrap: bootstrap.to_string(),
-                timeout,
-                cause: last_error.take().unwrap_or_else(|| describe(&e)),
-            })?;
+    let context = ToolContext::default();
+    let probe: ThreadedProducer<ToolContext> = settings
+        .properties(&ClientKind::Admin { group_id: None })
+        .client_config()
+        .create_with_context(context.clone())?;
+    let client = probe.client();
+    let last_error = &context.last_error;
+    let bootstrap = settings.bootstrap_servers();
+    // Ask in short slices so that a definite failure (bad credentials, an untrusted
+    // certificate) ends the wait at once instead of at the deadline; librdkafka itself
+    // keeps retrying until the timeout.
+    let deadline = Instant::now() + timeout;
+    let metadata = loop {
+        let slice = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(500));
+        match client.fetch_metadata(Some(topic), slice) {
+            Ok(metadata) => break metadata,
+            Err(e) => {
+                let cause = last_error.take();
+                let definite = cause.as_deref().is_some_and(is_definite_failure);
+                if definite || Instant::now() >= deadline {
+                    return Err(PreflightError::Unreachable {
+                        bootstrap: bootstrap.to_string(),
+                        timeout,
+                        cause: cause.unwrap_or_else(|| describe(&e)),
+                    });
+                }
+                if let Some(cause) = cause {
+                    last_error.record(cause);
+                }
+            }
+        }
+    };
     let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
         return Ok(None);
     };
@@ -68,6 +100,14 @@ pub fn missing_topic_message(topic: &str, event_hubs: bool) -> String {
             "topic `{topic}` does not exist on the broker; create it first (the producer's --ensure-topic --partitions P does that)"
         )
     }
+}
+
+/// Errors that retrying cannot fix: wrong credentials or a certificate that is not trusted.
+fn is_definite_failure(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("authentication")
+        || m.contains("certificate verify failed")
+        || m.contains("ssl handshake failed")
 }
 
 fn describe(error: &KafkaError) -> String {
