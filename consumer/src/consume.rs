@@ -16,10 +16,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
-use serde_json::Value as Json;
 
 use crate::context::GroupContext;
-use crate::output::{Output, content_type, envelope, raw_base64};
+use crate::output::{Output, content_type, finish_decoded, finish_undecodable, start_line};
 use crate::{ConsumeArgs, OnUndecodable};
 
 /// Header names on dead-lettered events.
@@ -92,21 +91,29 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
 
     let cancel = eventhubs_kafka::shutdown::on_signal();
     let mut counts = Counts::default();
-    let mut commit_tick = tokio::time::interval(args.commit_interval);
-    commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut buffers = Buffers::default();
+    // One timer for commits and the idle check: no timer is set up per event.
+    let tick_every = args.commit_interval.min(Duration::from_millis(250));
+    let mut tick = tokio::time::interval(tick_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_event = Instant::now();
+    let mut last_commit = Instant::now();
     let started = Instant::now();
     let stop = loop {
         if args.max_events.is_some_and(|max| counts.consumed >= max) {
             break Stop::MaxEvents;
         }
-        let idle_left = args
-            .idle_timeout
-            .map(|idle| idle.saturating_sub(last_event.elapsed()));
         tokio::select! {
             _ = cancel.cancelled() => break Stop::Signal,
-            _ = commit_tick.tick() => commit(&consumer, &output, CommitMode::Async)?,
-            _ = sleep_or_forever(idle_left) => break Stop::Idle,
+            _ = tick.tick() => {
+                if args.idle_timeout.is_some_and(|idle| last_event.elapsed() >= idle) {
+                    break Stop::Idle;
+                }
+                if last_commit.elapsed() >= args.commit_interval {
+                    commit(&consumer, &output, CommitMode::Async)?;
+                    last_commit = Instant::now();
+                }
+            }
             received = consumer.recv() => {
                 let message = match received {
                     Ok(m) => m,
@@ -118,7 +125,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
                 };
                 last_event = Instant::now();
                 counts.consumed += 1;
-                let handled = handle(&message, &decoder, &output, dead_letter.as_ref(), args.on_undecodable, &mut counts).await?;
+                let handled = handle(&message, &decoder, &output, dead_letter.as_ref(), args.on_undecodable, &mut counts, &mut buffers).await?;
                 if !handled {
                     break Stop::Undecodable;
                 }
@@ -153,11 +160,11 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn sleep_or_forever(duration: Option<Duration>) {
-    match duration {
-        Some(d) => tokio::time::sleep(d).await,
-        None => std::future::pending().await,
-    }
+/// Reused buffers: the line being built and the decoded value.
+#[derive(Default)]
+struct Buffers {
+    line: Vec<u8>,
+    value: Vec<u8>,
 }
 
 /// Decode and write out one event. `Ok(false)`: it could not be decoded and the policy is
@@ -169,16 +176,19 @@ async fn handle(
     dead_letter: Option<&(String, FutureProducer)>,
     policy: OnUndecodable,
     counts: &mut Counts,
+    buffers: &mut Buffers,
 ) -> anyhow::Result<bool> {
-    let mut line = envelope(message);
+    buffers.value.clear();
     match decoder
-        .decode(message.payload(), content_type(message))
+        .decode_into(message.payload(), content_type(message), &mut buffers.value)
         .await
     {
-        Ok(decoded) => {
+        Ok(encoding) => {
             counts.decoded += 1;
-            line.insert("encoding".into(), Json::from(decoded.encoding.as_str()));
-            line.insert("value".into(), decoded.value);
+            if output.enabled() {
+                start_line(&mut buffers.line, message);
+                finish_decoded(&mut buffers.line, encoding.as_str(), &buffers.value);
+            }
         }
         Err(error) => {
             counts.undecodable += 1;
@@ -198,13 +208,12 @@ async fn handle(
                 return Ok(false);
             }
             tracing::warn!(event = %source, "undecodable event: {error}");
-            line.insert("encoding".into(), Json::Null);
-            line.insert("error".into(), Json::from(error.to_string()));
-            line.insert("raw".into(), raw_base64(message));
+            start_line(&mut buffers.line, message);
+            finish_undecodable(&mut buffers.line, &error.to_string(), message);
         }
     }
     output
-        .write(&Json::Object(line))
+        .write_line(&buffers.line)
         .context("writing to stdout")?;
     Ok(true)
 }

@@ -139,6 +139,15 @@ pub fn measure(args: &LagArgs) -> anyhow::Result<Vec<PartitionLag>> {
         let (low, high) = consumer
             .fetch_watermarks(e.topic(), e.partition(), args.timeout)
             .with_context(|| format!("reading watermarks of {}/{}", e.topic(), e.partition()))?;
+        if committed.is_some_and(|c| c > high) {
+            // Seen with tansu 0.6.0, which reports the last batch's base offset + 1.
+            tracing::warn!(
+                topic = e.topic(),
+                partition = e.partition(),
+                "the broker reports a high watermark ({high}) below the committed offset ({}); this partition's lag cannot be trusted",
+                committed.unwrap_or_default()
+            );
+        }
         let from = committed.unwrap_or(low).max(low);
         lags.push(PartitionLag {
             topic: e.topic().to_string(),

@@ -1,6 +1,7 @@
 //! What the consumer writes: one JSON line per event on stdout (or nothing, for
-//! benchmarks). The writer is shared with the rebalance callback, which must flush it
-//! before committing the offsets of revoked partitions.
+//! benchmarks). Lines are built as text in a reused buffer, straight from the message and
+//! the decoder's JSON. The writer is shared with the rebalance callback, which must flush
+//! it before committing the positions of revoked partitions.
 
 use std::io::{BufWriter, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -9,7 +10,6 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::ValueEnum;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
-use serde_json::{Map, Value as Json, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -38,17 +38,20 @@ impl Output {
         }
     }
 
+    pub fn enabled(&self) -> bool {
+        self.format != OutputFormat::None
+    }
+
     fn lock(&self) -> MutexGuard<'_, BufWriter<Box<dyn Write + Send>>> {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn write(&self, line: &Json) -> std::io::Result<()> {
-        if self.format == OutputFormat::None {
+    /// Write one complete line (ending in a newline).
+    pub fn write_line(&self, line: &[u8]) -> std::io::Result<()> {
+        if !self.enabled() {
             return Ok(());
         }
-        let mut w = self.lock();
-        serde_json::to_writer(&mut *w, line)?;
-        w.write_all(b"\n")
+        self.lock().write_all(line)
     }
 
     /// Make everything written so far reach stdout; called before every commit.
@@ -57,22 +60,20 @@ impl Output {
     }
 }
 
-/// Text if it is UTF-8, else `{"base64": ...}`, so binary keys and headers survive.
-fn bytes_json(bytes: &[u8]) -> Json {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Json::String(s.to_string()),
-        Err(_) => json!({ "base64": BASE64.encode(bytes) }),
-    }
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
-pub fn headers_json(message: &BorrowedMessage<'_>) -> Json {
-    let mut map = Map::new();
-    if let Some(headers) = message.headers() {
-        for h in headers.iter() {
-            map.insert(h.key.to_string(), h.value.map_or(Json::Null, bytes_json));
+/// Text if it is UTF-8, else `{"base64": ...}`, so binary keys and headers survive.
+fn json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => json_str(out, s),
+        Err(_) => {
+            out.extend_from_slice(b"{\"base64\":\"");
+            out.extend_from_slice(BASE64.encode(bytes).as_bytes());
+            out.extend_from_slice(b"\"}");
         }
     }
-    Json::Object(map)
 }
 
 /// The `content-type` header, which marks Azure Schema Registry payloads.
@@ -85,26 +86,64 @@ pub fn content_type<'m>(message: &'m BorrowedMessage<'_>) -> Option<&'m str> {
         .and_then(|v| std::str::from_utf8(v).ok())
 }
 
-/// The envelope every line shares.
-pub fn envelope(message: &BorrowedMessage<'_>) -> Map<String, Json> {
-    let mut line = Map::new();
-    line.insert("topic".into(), Json::String(message.topic().to_string()));
-    line.insert("partition".into(), Json::from(message.partition()));
-    line.insert("offset".into(), Json::from(message.offset()));
-    line.insert(
-        "timestamp".into(),
-        message
-            .timestamp()
-            .to_millis()
-            .map_or(Json::Null, Json::from),
+/// Start a line with the fields every line has, up to and including `"headers":{...}`;
+/// the caller adds the rest and calls [`finish_line`].
+pub fn start_line(out: &mut Vec<u8>, message: &BorrowedMessage<'_>) {
+    use std::io::Write as _;
+    out.clear();
+    out.extend_from_slice(b"{\"topic\":");
+    json_str(out, message.topic());
+    let _ = write!(
+        out,
+        ",\"partition\":{},\"offset\":{},\"timestamp\":",
+        message.partition(),
+        message.offset()
     );
-    line.insert("key".into(), message.key().map_or(Json::Null, bytes_json));
-    line.insert("headers".into(), headers_json(message));
-    line
+    match message.timestamp().to_millis() {
+        Some(ms) => {
+            let _ = write!(out, "{ms}");
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"key\":");
+    match message.key() {
+        Some(k) => json_bytes(out, k),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"headers\":{");
+    if let Some(headers) = message.headers() {
+        for (i, h) in headers.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json_str(out, h.key);
+            out.push(b':');
+            match h.value {
+                Some(v) => json_bytes(out, v),
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+    }
+    out.push(b'}');
 }
 
-pub fn raw_base64(message: &BorrowedMessage<'_>) -> Json {
-    message
-        .payload()
-        .map_or(Json::Null, |p| Json::String(BASE64.encode(p)))
+/// `,"encoding":"…","value":<json>}` + newline.
+pub fn finish_decoded(out: &mut Vec<u8>, encoding: &str, value: &[u8]) {
+    out.extend_from_slice(b",\"encoding\":");
+    json_str(out, encoding);
+    out.extend_from_slice(b",\"value\":");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"}\n");
+}
+
+/// `,"encoding":null,"error":"…","raw":"<base64>"}` + newline.
+pub fn finish_undecodable(out: &mut Vec<u8>, error: &str, message: &BorrowedMessage<'_>) {
+    out.extend_from_slice(b",\"encoding\":null,\"error\":");
+    json_str(out, error);
+    out.extend_from_slice(b",\"raw\":");
+    match message.payload() {
+        Some(p) => json_str(out, &BASE64.encode(p)),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b"}\n");
 }

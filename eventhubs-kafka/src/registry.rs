@@ -4,9 +4,11 @@
 //! strategy), and frames every event with the returned id. The consumer resolves ids it
 //! sees to schemas, cached after the first lookup.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use apache_avro::types::Value;
+use crate::encoding::CompiledSchema;
 use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use schema_registry_converter::error::SRCError;
@@ -76,20 +78,45 @@ impl RegistrySettings {
     }
 
     pub fn decoder(&self) -> Result<ConfluentDecoder, RegistryError> {
-        Ok(ConfluentDecoder(AvroDecoder::new(self.sr_settings()?)))
+        Ok(ConfluentDecoder {
+            registry: AvroDecoder::new(self.sr_settings()?),
+            compiled: Mutex::new(HashMap::new()),
+        })
     }
 }
 
-/// Decodes Confluent-framed Avro, fetching (and caching) writer schemas by id.
-pub struct ConfluentDecoder(AvroDecoder);
+/// Resolves Confluent schema ids to compiled schemas, asking the registry once per id.
+pub struct ConfluentDecoder {
+    registry: AvroDecoder,
+    compiled: Mutex<HashMap<u32, Arc<CompiledSchema>>>,
+}
 
 impl ConfluentDecoder {
-    pub async fn decode(&self, payload: &[u8]) -> Result<Value, RegistryError> {
-        let result = self.0.decode(Some(payload)).await;
-        if result.is_err() {
-            // Do not remember a failure: the registry may be back for the next event.
-            self.0.remove_errors_from_cache();
+    /// The writer schema of `id`. A failed lookup is not remembered: the registry may be
+    /// back for the next event.
+    pub async fn schema(&self, id: u32) -> Result<Arc<CompiledSchema>, RegistryError> {
+        if let Some(s) = self.lock().get(&id) {
+            return Ok(s.clone());
         }
-        Ok(result?.value)
+        let fetched = match self.registry.get_schema(id).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.registry.remove_errors_from_cache();
+                return Err(e.into());
+            }
+        };
+        let compiled =
+            Arc::new(
+                CompiledSchema::new(fetched.parsed.clone()).map_err(|e| RegistryError {
+                    message: format!("schema {id} does not compile: {e}"),
+                    retriable: false,
+                })?,
+            );
+        self.lock().insert(id, compiled.clone());
+        Ok(compiled)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<CompiledSchema>>> {
+        self.compiled.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -43,6 +43,11 @@ impl CompiledSchema {
         self.convert(json, &self.schema, &mut path)
     }
 
+    /// A named type (record, enum, fixed) of this schema.
+    pub fn named(&self, name: &Name) -> Option<&Schema> {
+        self.names.get(name)
+    }
+
     fn resolve<'a>(&'a self, schema: &'a Schema) -> &'a Schema {
         match schema {
             Schema::Ref { name } => self.names.get(name).unwrap_or(schema),

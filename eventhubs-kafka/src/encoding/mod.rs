@@ -10,6 +10,8 @@
 //! Azure Schema Registry payloads carry no prefix; they are recognised by the Kafka header
 //! `content-type: avro/binary+<id>`.
 
+pub mod avro_json;
+pub mod avro_write;
 pub mod json_avro;
 pub mod single_object;
 
@@ -105,6 +107,10 @@ pub enum DecodeError {
     )]
     BadAvro { fingerprint: u64, reason: String },
     #[error(
+        "Confluent-framed Avro (schema id {schema_id}) does not decode with its schema: {reason}"
+    )]
+    BadConfluentAvro { schema_id: u32, reason: String },
+    #[error(
         "Azure Schema Registry Avro (content-type {content_type}): Azure Schema Registry needs Entra ID and is not supported; the raw bytes are kept"
     )]
     AzureSchemaRegistry { content_type: String },
@@ -136,11 +142,14 @@ impl Decoder {
         }
     }
 
-    pub async fn decode(
+    /// Decode a payload and append its value to `out` as JSON text: the consumer's hot
+    /// path, with no intermediate trees.
+    pub async fn decode_into(
         &self,
         payload: Option<&[u8]>,
         content_type: Option<&str>,
-    ) -> Result<Decoded, DecodeError> {
+        out: &mut Vec<u8>,
+    ) -> Result<Encoding, DecodeError> {
         let payload = payload.ok_or(DecodeError::Empty)?;
         match sniff(payload, content_type) {
             Framing::Confluent { schema_id } => {
@@ -148,33 +157,60 @@ impl Decoder {
                     .registry
                     .as_ref()
                     .ok_or(DecodeError::NoRegistry { schema_id })?;
-                let value = registry
-                    .decode(payload)
+                let schema = registry
+                    .schema(schema_id)
                     .await
                     .map_err(|source| DecodeError::Registry { schema_id, source })?;
-                Ok(Decoded {
-                    encoding: Encoding::AvroConfluent,
-                    value: avro_to_json(&value),
-                })
+                schema.datum_to_json(&payload[5..], out).map_err(|e| {
+                    DecodeError::BadConfluentAvro {
+                        schema_id,
+                        reason: e.0,
+                    }
+                })?;
+                Ok(Encoding::AvroConfluent)
             }
             Framing::SingleObject { .. } => {
-                let value = self.schemas.decode(payload)?;
-                Ok(Decoded {
-                    encoding: Encoding::AvroSingleObject,
-                    value: avro_to_json(&value),
-                })
+                self.schemas.decode_into(payload, out)?;
+                Ok(Encoding::AvroSingleObject)
             }
             Framing::AzureSchemaRegistry => Err(DecodeError::AzureSchemaRegistry {
                 content_type: content_type.unwrap_or_default().to_string(),
             }),
-            Framing::Json => serde_json::from_slice(payload)
-                .map(|value| Decoded {
-                    encoding: Encoding::Json,
-                    value,
-                })
-                .map_err(|e| DecodeError::BadJson(e.to_string())),
+            Framing::Json => {
+                json_into(payload, out)?;
+                Ok(Encoding::Json)
+            }
             Framing::Unknown => Err(DecodeError::Unrecognised),
         }
+    }
+
+    /// Decode a payload to a JSON value.
+    pub async fn decode(
+        &self,
+        payload: Option<&[u8]>,
+        content_type: Option<&str>,
+    ) -> Result<Decoded, DecodeError> {
+        let mut out = Vec::new();
+        let encoding = self.decode_into(payload, content_type, &mut out).await?;
+        let value =
+            serde_json::from_slice(&out).map_err(|e| DecodeError::BadJson(e.to_string()))?;
+        Ok(Decoded { encoding, value })
+    }
+}
+
+/// A JSON payload, checked, as one line: copied as it is when it has no line breaks,
+/// re-serialised compactly when it has (a pretty-printed body must not split the line).
+fn json_into(payload: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    let text = payload.trim_ascii();
+    if text.contains(&b'\n') || text.contains(&b'\r') {
+        let value: Json =
+            serde_json::from_slice(text).map_err(|e| DecodeError::BadJson(e.to_string()))?;
+        serde_json::to_writer(&mut *out, &value).map_err(|e| DecodeError::BadJson(e.to_string()))
+    } else {
+        serde_json::from_slice::<serde::de::IgnoredAny>(text)
+            .map_err(|e| DecodeError::BadJson(e.to_string()))?;
+        out.extend_from_slice(text);
+        Ok(())
     }
 }
 
@@ -247,9 +283,8 @@ impl Encoder {
             Encoding::AvroConfluent | Encoding::AvroSingleObject => {
                 let mut out = Vec::with_capacity(self.prefix.len() + 128);
                 out.extend_from_slice(&self.prefix);
-                apache_avro::writer::datum::GenericDatumWriter::builder(&self.schema.schema)
-                    .build()
-                    .and_then(|w| w.write_value_ref(&mut out, &value))
+                self.schema
+                    .write_datum(&value, &mut out)
                     .map_err(|e| EncodeError::Avro(e.to_string()))?;
                 Ok(out)
             }

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use apache_avro::Schema;
-use apache_avro::types::Value;
 
 use super::DecodeError;
 use super::json_avro::CompiledSchema;
@@ -105,25 +104,18 @@ impl SchemaSet {
         self.by_fingerprint.get(&fingerprint)
     }
 
-    pub fn decode(&self, payload: &[u8]) -> Result<Value, DecodeError> {
-        let (fingerprint, mut datum) = split(payload).ok_or(DecodeError::Unrecognised)?;
+    /// Decode a single-object payload and append its value to `out` as JSON.
+    pub fn decode_into(&self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+        let (fingerprint, datum) = split(payload).ok_or(DecodeError::Unrecognised)?;
         let schema = self
             .get(fingerprint)
             .ok_or(DecodeError::UnknownFingerprint { fingerprint })?;
-        let value = apache_avro::reader::datum::GenericDatumReader::builder(&schema.schema)
-            .build()
-            .and_then(|r| r.read_value(&mut datum))
+        schema
+            .datum_to_json(datum, out)
             .map_err(|e| DecodeError::BadAvro {
                 fingerprint,
-                reason: e.to_string(),
-            })?;
-        if !datum.is_empty() {
-            return Err(DecodeError::BadAvro {
-                fingerprint,
-                reason: format!("{} bytes left over after the datum", datum.len()),
-            });
-        }
-        Ok(value)
+                reason: e.0,
+            })
     }
 }
 

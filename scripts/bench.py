@@ -1,0 +1,140 @@
+"""Benchmark: our producer and consumer against Python confluent-kafka on the same broker.
+
+Run through scripts/bench, which builds the release binaries and starts tansu. Every
+contender runs as its own process and is measured the same way (wall time; CPU and peak
+RSS from wait4), so the ratios compare like with like:
+
+- producers send the same 1,000,000 telemetry events: ours generates and Avro-encodes them
+  itself; Python sends payloads pre-encoded by fastavro, streamed from a file;
+- consumers read the same topic to the end: ours decodes every event (Avro → JSON,
+  --output none), Python does not decode at all.
+"""
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+import uuid
+
+N = int(os.environ.get("BENCH_EVENTS", "1000000"))
+
+
+def measure(cmd, env=None):
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - start
+    err = proc.stderr.read().decode(errors="replace")
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{cmd[0]} failed: {err[-2000:]}")
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mib": usage.ru_maxrss / 1024}
+
+
+def make_payloads(path, schema_file):
+    from fastavro import schemaless_writer
+    from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
+    schema = parse_schema(json.load(open(schema_file)))
+    header = b"\xc3\x01" + bytes.fromhex(fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO"))
+    total = 0
+    with open(path, "wb") as f:
+        for i in range(N):
+            buf = io.BytesIO()
+            buf.write(header)
+            schemaless_writer(buf, schema, {
+                "event_id": str(uuid.UUID(int=i, version=4)), "sensor_id": f"sensor-{i % 100:05d}",
+                "timestamp": 1795334400000 + i, "temperature": 20.0 + (i % 100) / 10,
+                "humidity": 45.5, "properties": {"site": f"site-{i % 17:02d}", "firmware": "1.5.0"},
+            })
+            value = buf.getvalue()
+            key = f"sensor-{i % 100:05d}".encode()
+            f.write(struct.pack(">HI", len(key), len(value)) + key + value)
+            total += len(value)
+    return total
+
+
+def py_produce(bootstrap, topic, path):
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
+    delivered = [0, 0]
+
+    def on_delivery(err, _msg):
+        delivered[0 if err is None else 1] += 1
+    with open(path, "rb") as f:
+        while True:
+            head = f.read(6)
+            if not head:
+                break
+            klen, vlen = struct.unpack(">HI", head)
+            key, value = f.read(klen), f.read(vlen)
+            while True:
+                try:
+                    p.produce(topic, value, key, on_delivery=on_delivery)
+                    break
+                except BufferError:
+                    p.poll(0.05)
+            p.poll(0)
+    p.flush(120)
+    if delivered != [N, 0]:
+        raise SystemExit(f"python producer delivered {delivered}")
+
+
+def py_consume(bootstrap, topic):
+    from confluent_kafka import Consumer
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-py-{uuid.uuid4().hex}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    seen = 0
+    while seen < N:
+        for m in c.consume(1000, 1.0):
+            if not m.error():
+                seen += 1
+    c.close()
+
+
+def main():
+    if sys.argv[1] == "py-produce":
+        return py_produce(*sys.argv[2:5])
+    if sys.argv[1] == "py-consume":
+        return py_consume(*sys.argv[2:4])
+    bootstrap, bin_dir, schema_file, work = sys.argv[1:5]
+    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, RUST_LOG="warn")
+    producer, consumer = f"{bin_dir}/producer", f"{bin_dir}/consumer"
+    me = [sys.executable, os.path.abspath(__file__)]
+
+    payloads = f"{work}/payloads.bin"
+    print(f"preparing {N:,} pre-encoded payloads for the Python producer ...", flush=True)
+    payload_bytes = make_payloads(payloads, schema_file)
+    for topic in ("bench-ours", "bench-py"):
+        measure([producer, "--topic", topic, "--ensure-topic", "--partitions", "4", "--generate", "0"], env)
+
+    results = {}
+    print("our producer ...", flush=True)
+    results["producer_ours"] = measure([producer, "--topic", "bench-ours", "--generate", str(N), "--seed", "1"], env)
+    print("python producer ...", flush=True)
+    results["producer_py"] = measure(me + ["py-produce", bootstrap, "bench-py", payloads], env)
+    print("our consumer (decoding) ...", flush=True)
+    results["consumer_ours"] = measure([consumer, "--topic", "bench-ours", "--group", f"bench-ours-{uuid.uuid4().hex}",
+                                        "--max-events", str(N), "--output", "none", "--idle-timeout", "60s"], env)
+    print("python consumer (no decoding) ...", flush=True)
+    results["consumer_py"] = measure(me + ["py-consume", bootstrap, "bench-ours"], env)
+
+    mb = payload_bytes / N * N / 1e6
+    print()
+    print(f"{N:,} events, {payload_bytes / N:.0f} bytes each on average")
+    print(f"{'':26}{'events/s':>12}{'MB/s':>8}{'CPU s/M ev':>12}{'peak RSS MiB':>14}")
+    for name, r in results.items():
+        print(f"{name:26}{N / r['wall']:>12,.0f}{mb / r['wall']:>8.1f}{r['cpu'] / N * 1e6:>12.2f}{r['rss_mib']:>14.1f}")
+    print()
+    for kind in ("producer", "consumer"):
+        ours, py = results[f"{kind}_ours"], results[f"{kind}_py"]
+        print(f"{kind}: throughput {py['wall'] / ours['wall']:.2f}x python (target >= 1.0), "
+              f"CPU per event {ours['cpu'] / py['cpu']:.2f}x python (target <= 0.5), "
+              f"peak RSS {ours['rss_mib']:.1f} MiB vs {py['rss_mib']:.1f} MiB")
+    print(f"producer peak RSS {results['producer_ours']['rss_mib']:.1f} MiB (target <= 64)")
+    json.dump(results, open(f"{work}/results.json", "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
