@@ -19,6 +19,9 @@ import time
 import uuid
 
 N = int(os.environ.get("BENCH_EVENTS", "1000000"))
+# The broker shares the machine and stalls now and then: alternate the contenders over
+# several rounds and report each one's median run.
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
 
 def measure(cmd, env=None):
@@ -106,26 +109,33 @@ def main():
     payloads = f"{work}/payloads.bin"
     print(f"preparing {N:,} pre-encoded payloads for the Python producer ...", flush=True)
     payload_bytes = make_payloads(payloads, schema_file)
-    for topic in ("bench-ours", "bench-py"):
-        measure([producer, "--topic", topic, "--ensure-topic", "--partitions", "4", "--generate", "0"], env)
 
+    runs = {k: [] for k in ("producer_ours", "producer_py", "consumer_ours", "consumer_py")}
+    for round_ in range(1, ROUNDS + 1):
+        print(f"round {round_}/{ROUNDS}: producers ...", flush=True)
+        ours_topic, py_topic = f"bench-ours-{round_}", f"bench-py-{round_}"
+        for topic in (ours_topic, py_topic):
+            measure([producer, "--topic", topic, "--ensure-topic", "--partitions", "4", "--generate", "0"], env)
+        runs["producer_ours"].append(measure([producer, "--topic", ours_topic, "--generate", str(N), "--seed", str(round_)], env))
+        runs["producer_py"].append(measure(me + ["py-produce", bootstrap, py_topic, payloads], env))
+        print(f"round {round_}/{ROUNDS}: consumers ...", flush=True)
+        runs["consumer_ours"].append(measure([consumer, "--topic", ours_topic, "--group", f"bench-{uuid.uuid4().hex}",
+                                              "--max-events", str(N), "--output", "none", "--idle-timeout", "60s"], env))
+        runs["consumer_py"].append(measure(me + ["py-consume", bootstrap, ours_topic], env))
     results = {}
-    print("our producer ...", flush=True)
-    results["producer_ours"] = measure([producer, "--topic", "bench-ours", "--generate", str(N), "--seed", "1"], env)
-    print("python producer ...", flush=True)
-    results["producer_py"] = measure(me + ["py-produce", bootstrap, "bench-py", payloads], env)
-    print("our consumer (decoding) ...", flush=True)
-    results["consumer_ours"] = measure([consumer, "--topic", "bench-ours", "--group", f"bench-ours-{uuid.uuid4().hex}",
-                                        "--max-events", str(N), "--output", "none", "--idle-timeout", "60s"], env)
-    print("python consumer (no decoding) ...", flush=True)
-    results["consumer_py"] = measure(me + ["py-consume", bootstrap, "bench-ours"], env)
-
+    for name, rs in runs.items():
+        by_wall = sorted(rs, key=lambda r: r["wall"])
+        median = dict(by_wall[len(by_wall) // 2])
+        median["cpu"] = sorted(r["cpu"] for r in rs)[len(rs) // 2]
+        median["rss_mib"] = max(r["rss_mib"] for r in rs)
+        median["walls"] = [round(r["wall"], 2) for r in rs]
+        results[name] = median
     mb = payload_bytes / N * N / 1e6
     print()
-    print(f"{N:,} events, {payload_bytes / N:.0f} bytes each on average")
+    print(f"{N:,} events, {payload_bytes / N:.0f} bytes each on average; median of {ROUNDS} alternating runs (peak RSS: the largest)")
     print(f"{'':26}{'events/s':>12}{'MB/s':>8}{'CPU s/M ev':>12}{'peak RSS MiB':>14}")
     for name, r in results.items():
-        print(f"{name:26}{N / r['wall']:>12,.0f}{mb / r['wall']:>8.1f}{r['cpu'] / N * 1e6:>12.2f}{r['rss_mib']:>14.1f}")
+        print(f"{name:26}{N / r['wall']:>12,.0f}{mb / r['wall']:>8.1f}{r['cpu'] / N * 1e6:>12.2f}{r['rss_mib']:>14.1f}   runs {r['walls']} s")
     print()
     for kind in ("producer", "consumer"):
         ours, py = results[f"{kind}_ours"], results[f"{kind}_py"]

@@ -309,7 +309,7 @@ mod tests {
         let mut generator = Generator::new(13, 3);
         for i in 0..500 {
             let value = generator.next_event(1_700_000_000_000 + i).value;
-            let datum = apache_avro::to_avro_datum(&schema.schema, value.clone()).unwrap();
+            let datum = crate::encoding::tests::apache_encode(&schema.schema, &value);
             let mut out = Vec::new();
             schema.datum_to_json(&datum, &mut out).unwrap();
             let fast: serde_json::Value = serde_json::from_slice(&out).unwrap();
@@ -340,7 +340,7 @@ mod tests {
             "tm": "2026-11-22T08:00:00.000001Z", "nested": {"x": "BAUG"},
         });
         let value = schema.json_to_avro(&json).unwrap();
-        let datum = apache_avro::to_avro_datum(&schema.schema, value.clone()).unwrap();
+        let datum = crate::encoding::tests::apache_encode(&schema.schema, &value);
         let mut out = Vec::new();
         schema.datum_to_json(&datum, &mut out).unwrap();
         let fast: serde_json::Value = serde_json::from_slice(&out).unwrap();

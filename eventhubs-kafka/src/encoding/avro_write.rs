@@ -164,7 +164,7 @@ mod tests {
             let mut ours = Vec::new();
             schema.write_datum(&value, &mut ours).unwrap();
             // Maps may be written in any order; decode both and compare.
-            let theirs = apache_avro::to_avro_datum(&schema.schema, value.clone()).unwrap();
+            let theirs = crate::encoding::tests::apache_encode(&schema.schema, &value);
             let decode = |b: &[u8]| {
                 let mut out = Vec::new();
                 schema.datum_to_json(b, &mut out).unwrap();

@@ -293,10 +293,19 @@ impl Encoder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::schemas;
     use serde_json::json;
+
+    /// apache-avro's own encoding, the reference the fast paths are checked against.
+    pub(crate) fn apache_encode(schema: &apache_avro::Schema, value: &Value) -> Vec<u8> {
+        apache_avro::writer::datum::GenericDatumWriter::builder(schema)
+            .build()
+            .unwrap()
+            .write_value_to_vec(value.clone())
+            .unwrap()
+    }
 
     fn sample() -> Json {
         json!({
