@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use eventhubs_kafka::cli::{KafkaArgs, LogArgs, RegistryArgs};
-use eventhubs_kafka::kafka::config::StartFrom;
+use eventhubs_kafka::kafka::config::{ClientKind, StartFrom};
+use eventhubs_kafka::kafka::export::{ExportArgs, run_export};
 
 use crate::output::OutputFormat;
 
@@ -40,6 +41,22 @@ pub struct Cli {
 pub enum Command {
     /// Per partition: the group's committed offset, the high watermark and the lag
     Lag(lag::LagArgs),
+    /// Write the resolved client configuration for other Kafka tools (librdkafka, Java, kcat)
+    ConfigExport(ConsumerExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumerExportArgs {
+    #[command(flatten)]
+    pub export: ExportArgs,
+
+    /// Consumer group id to put in the file
+    #[arg(long, env = "KAFKA_GROUP_ID", default_value = "")]
+    pub group: String,
+
+    /// Where a group with no committed offset starts
+    #[arg(long, value_enum, default_value = "earliest")]
+    pub from: StartFrom,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,6 +119,7 @@ impl Cli {
     pub fn log(&self) -> &LogArgs {
         match &self.command {
             Some(Command::Lag(args)) => &args.log,
+            Some(Command::ConfigExport(args)) => &args.export.log,
             None => &self.consume.log,
         }
     }
@@ -110,6 +128,18 @@ impl Cli {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Lag(args)) => lag::run(args).await,
+        Some(Command::ConfigExport(args)) => {
+            let kind = if args.group.is_empty() {
+                ClientKind::Admin { group_id: None }
+            } else {
+                ClientKind::Consumer {
+                    group_id: args.group.clone(),
+                    from: args.from,
+                }
+            };
+            run_export(&args.export, kind, "consumer")?;
+            Ok(ExitCode::SUCCESS)
+        }
         None => consume::run(cli.consume).await,
     }
 }

@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use apache_avro::types::Value;
-use clap::{ArgGroup, Parser};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use eventhubs_kafka::cli::{KafkaArgs, LogArgs, RegistryArgs};
 use eventhubs_kafka::encoding::{CompiledSchema, Encoder, Encoding, avro_to_json};
 use eventhubs_kafka::kafka::config::{ClientKind, ClientSettings};
+use eventhubs_kafka::kafka::export::{ExportArgs, run_export};
 use eventhubs_kafka::schemas;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, Producer, PurgeConfig, ThreadedProducer};
@@ -35,8 +36,33 @@ use crate::input::{Item, Source};
 /// 1 when some were not (or input was invalid), 2 when it could not run at all.
 #[derive(Debug, Parser)]
 #[command(name = "producer", version)]
-#[command(group(ArgGroup::new("source").required(true).args(["generate", "input"])))]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub produce: ProduceArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write the resolved client configuration for other Kafka tools (librdkafka, Java, kcat)
+    ConfigExport(ExportArgs),
+}
+
+impl Cli {
+    pub fn log(&self) -> &LogArgs {
+        match &self.command {
+            Some(Command::ConfigExport(args)) => &args.log,
+            None => &self.produce.log,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["generate", "input"])))]
+pub struct ProduceArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
 
@@ -128,6 +154,16 @@ pub struct Summary {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Some(Command::ConfigExport(args)) => {
+            run_export(&args, ClientKind::Producer, "producer")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => produce_events(cli.produce).await,
+    }
+}
+
+async fn produce_events(cli: ProduceArgs) -> anyhow::Result<ExitCode> {
     let settings = cli.kafka.client_settings("eventhubs-kafka-producer")?;
     let topic = cli.kafka.topic(&settings)?;
     let schema_text = match &cli.schema {
@@ -158,7 +194,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn build_encoder(
-    cli: &Cli,
+    cli: &ProduceArgs,
     topic: &str,
     schema_text: &str,
     schema: Arc<CompiledSchema>,
@@ -189,7 +225,7 @@ async fn build_encoder(
 }
 
 fn produce(
-    cli: &Cli,
+    cli: &ProduceArgs,
     settings: &ClientSettings,
     topic: &str,
     encoder: Encoder,
@@ -301,7 +337,7 @@ fn parse_line(encoder: &Encoder, text: &str) -> Result<Value, String> {
 fn prepare(
     encoder: &Encoder,
     value: Value,
-    cli: &Cli,
+    cli: &ProduceArgs,
 ) -> Result<(Option<Vec<u8>>, Vec<u8>), String> {
     let key = if cli.key_field.is_empty() {
         None
@@ -402,7 +438,7 @@ fn finish(producer: &ThreadedProducer<DeliveryContext>, timeout: Duration) -> i3
 }
 
 fn report(
-    cli: &Cli,
+    cli: &ProduceArgs,
     totals: &DeliveryTotals,
     invalid: u64,
     elapsed: Duration,

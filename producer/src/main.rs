@@ -7,7 +7,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = producer::Cli::parse();
-    eventhubs_kafka::logging::init(&cli.log);
+    eventhubs_kafka::logging::init(cli.log());
     match producer::run(cli).await {
         Ok(code) => code,
         Err(e) => {

@@ -11,10 +11,10 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::Cli;
+use crate::ProduceArgs;
 
 /// Returns the topic's partition count.
-pub fn prepare(cli: &Cli, settings: &ClientSettings, topic: &str) -> anyhow::Result<i32> {
+pub fn prepare(cli: &ProduceArgs, settings: &ClientSettings, topic: &str) -> anyhow::Result<i32> {
     let describe = || describe_topic(settings, topic, cli.connect_timeout);
     if let Some(info) = describe()? {
         return Ok(info.partitions);
@@ -45,7 +45,7 @@ pub fn prepare(cli: &Cli, settings: &ClientSettings, topic: &str) -> anyhow::Res
     }
 }
 
-fn create_topic(cli: &Cli, settings: &ClientSettings, topic: &str) -> anyhow::Result<()> {
+fn create_topic(cli: &ProduceArgs, settings: &ClientSettings, topic: &str) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = settings
         .properties(&ClientKind::Admin { group_id: None })
         .client_config()

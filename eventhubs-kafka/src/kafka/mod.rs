@@ -2,4 +2,5 @@
 
 pub mod config;
 pub mod context;
+pub mod export;
 pub mod preflight;

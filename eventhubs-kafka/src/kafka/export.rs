@@ -1,0 +1,366 @@
+//! `config-export`: the resolved client configuration written for other Kafka tools, from
+//! the same [`Properties`] the binaries use (connection, Event Hubs settings, passthrough),
+//! so a kcat session or a Java client sees the namespace exactly as the tools do.
+//!
+//! Formats: a librdkafka properties file (any librdkafka client, `kcat -F`), a Java
+//! `client.properties` (JAAS line, Java property names), and a kcat file (connection and
+//! global settings only, valid for both kcat modes).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use clap::ValueEnum;
+
+use super::config::{Properties, PropertyValue};
+use crate::secret::REDACTED;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// librdkafka `key=value` properties (librdkafka clients, confluent-kafka, kcat -F)
+    Librdkafka,
+    /// Java client.properties with the JAAS line (Kafka console tools, Java clients)
+    Java,
+    /// kcat -F file: connection and global settings only
+    Kcat,
+}
+
+/// Settings that only make sense inside this project's tools (they commit offsets
+/// themselves, and name themselves): never exported.
+const TOOL_ONLY: &[&str] = &[
+    "enable.auto.offset.store",
+    "enable.auto.commit",
+    "client.id",
+];
+
+/// Client-kind specific librdkafka settings, left out of the kcat file.
+const CLIENT_SPECIFIC: &[&str] = &[
+    "acks",
+    "enable.idempotence",
+    "request.timeout.ms",
+    "compression.codec",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "group.id",
+    "auto.offset.reset",
+];
+
+/// An exported configuration, with and without its secrets.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    text: String,
+    redacted: String,
+    pub has_secret: bool,
+}
+
+impl Exported {
+    /// The text with secrets shown: for files (mode 0600) or an explicit `--show-secrets`.
+    pub fn with_secrets(&self) -> &str {
+        &self.text
+    }
+
+    pub fn redacted(&self) -> &str {
+        &self.redacted
+    }
+
+    /// Write to `path`, readable by its owner only when it holds a secret.
+    pub fn write_file(&self, path: &Path) -> std::io::Result<()> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            options.mode(0o600);
+            let file = options.open(path)?;
+            // An existing file keeps its mode on open: tighten it too.
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            write_all(file, &self.text)
+        }
+        #[cfg(not(unix))]
+        {
+            write_all(options.open(path)?, &self.text)
+        }
+    }
+}
+
+fn write_all(mut file: std::fs::File, text: &str) -> std::io::Result<()> {
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+/// Render `properties` in `format`. `header` is a comment line saying where it came from.
+pub fn export(properties: &Properties, format: ExportFormat, header: &str) -> Exported {
+    let resolved = properties.resolved();
+    let entries: Vec<(&str, &PropertyValue)> = resolved
+        .iter()
+        .filter(|(k, _)| !TOOL_ONLY.contains(k))
+        .filter(|(k, _)| format != ExportFormat::Kcat || !CLIENT_SPECIFIC.contains(k))
+        .map(|(k, p)| (*k, &p.value))
+        .collect();
+    let has_secret = entries.iter().any(|(_, v)| v.is_secret());
+    let render = |show: bool| match format {
+        ExportFormat::Librdkafka | ExportFormat::Kcat => librdkafka(&entries, header, show),
+        ExportFormat::Java => java(&entries, header, show),
+    };
+    Exported {
+        text: render(true),
+        redacted: render(false),
+        has_secret,
+    }
+}
+
+fn value(v: &PropertyValue, show: bool) -> String {
+    match v {
+        PropertyValue::Plain(s) => s.clone(),
+        PropertyValue::Secret(s) if show => s.expose().to_string(),
+        PropertyValue::Secret(_) => REDACTED.to_string(),
+    }
+}
+
+fn preamble(out: &mut String, header: &str, has_secret: bool) {
+    let _ = writeln!(out, "# {header}");
+    if has_secret {
+        let _ = writeln!(
+            out,
+            "# Holds a credential: keep this file private (mode 0600)."
+        );
+    }
+}
+
+fn librdkafka(entries: &[(&str, &PropertyValue)], header: &str, show: bool) -> String {
+    let mut out = String::new();
+    preamble(&mut out, header, entries.iter().any(|(_, v)| v.is_secret()));
+    for (k, v) in entries {
+        let _ = writeln!(out, "{k}={}", value(v, show));
+    }
+    out
+}
+
+/// Java property names where they differ from librdkafka's.
+fn java_name(key: &str, producer: bool) -> Option<&'static str> {
+    Some(match key {
+        "bootstrap.servers" => "bootstrap.servers",
+        "security.protocol" => "security.protocol",
+        "sasl.mechanism" => "sasl.mechanism",
+        "metadata.max.age.ms" => "metadata.max.age.ms",
+        "connections.max.idle.ms" => "connections.max.idle.ms",
+        "request.timeout.ms" => "request.timeout.ms",
+        "session.timeout.ms" => "session.timeout.ms",
+        "heartbeat.interval.ms" => "heartbeat.interval.ms",
+        "max.poll.interval.ms" => "max.poll.interval.ms",
+        "acks" => "acks",
+        "enable.idempotence" => "enable.idempotence",
+        "group.id" => "group.id",
+        "auto.offset.reset" => "auto.offset.reset",
+        "compression.codec" => "compression.type",
+        "message.max.bytes" if producer => "max.request.size",
+        _ => return None,
+    })
+}
+
+fn jaas_quote(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn java(entries: &[(&str, &PropertyValue)], header: &str, show: bool) -> String {
+    let get = |key: &str| entries.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    let producer = get("acks").is_some();
+    let mut out = String::new();
+    preamble(&mut out, header, entries.iter().any(|(_, v)| v.is_secret()));
+    let mut librdkafka_only = Vec::new();
+    for (k, v) in entries {
+        match (*k, java_name(k, producer)) {
+            ("security.protocol", Some(name)) => {
+                let _ = writeln!(out, "{name}={}", value(v, show).to_ascii_uppercase());
+            }
+            (_, Some(name)) => {
+                let _ = writeln!(out, "{name}={}", value(v, show));
+            }
+            ("sasl.username" | "sasl.password", None) => {}
+            ("ssl.ca.location", None) => {
+                let _ = writeln!(out, "ssl.truststore.type=PEM");
+                let _ = writeln!(out, "ssl.truststore.location={}", value(v, show));
+            }
+            (_, None) => librdkafka_only.push(format!("{k}={}", value(v, show))),
+        }
+    }
+    if let (Some(user), Some(password)) = (get("sasl.username"), get("sasl.password")) {
+        let module = match get("sasl.mechanism").map(|m| value(m, true)).as_deref() {
+            Some("PLAIN") => "org.apache.kafka.common.security.plain.PlainLoginModule",
+            _ => "org.apache.kafka.common.security.scram.ScramLoginModule",
+        };
+        let _ = writeln!(
+            out,
+            "sasl.jaas.config={module} required username=\"{}\" password=\"{}\";",
+            jaas_quote(&value(user, show)),
+            jaas_quote(&value(password, show))
+        );
+    }
+    if !librdkafka_only.is_empty() {
+        let _ = writeln!(out, "# librdkafka settings with no Java client equivalent:");
+        for line in librdkafka_only {
+            let _ = writeln!(out, "#   {line}");
+        }
+    }
+    out
+}
+
+/// `config-export` options, shared by the binaries.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub kafka: crate::cli::KafkaArgs,
+
+    #[command(flatten)]
+    pub log: crate::cli::LogArgs,
+
+    /// File format
+    #[arg(long, value_enum, default_value = "librdkafka")]
+    pub format: ExportFormat,
+
+    /// Write to FILE (created with mode 0600) instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+
+    /// Print credentials on stdout instead of `***`
+    #[arg(long)]
+    pub show_secrets: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Args(#[from] crate::cli::ArgsError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Resolve the configuration `kind` would use and write it out.
+pub fn run_export(
+    args: &ExportArgs,
+    kind: super::config::ClientKind,
+    tool: &str,
+) -> Result<(), ExportError> {
+    let settings = args
+        .kafka
+        .client_settings(&format!("eventhubs-kafka-{tool}"))?;
+    let kind = match args.format {
+        ExportFormat::Kcat => super::config::ClientKind::Admin { group_id: None },
+        _ => kind,
+    };
+    let properties = settings.properties(&kind);
+    let header = format!(
+        "{:?} configuration for {}, exported by `{tool} config-export` {}",
+        args.format,
+        settings.bootstrap_servers(),
+        env!("CARGO_PKG_VERSION")
+    );
+    let exported = export(&properties, args.format, &header);
+    match &args.output {
+        Some(path) => {
+            exported
+                .write_file(path)
+                .map_err(|source| ExportError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+            eprintln!("wrote {} (mode 0600)", path.display());
+        }
+        None if exported.has_secret && !args.show_secrets => {
+            print!("{}", exported.redacted());
+            eprintln!(
+                "credentials shown as {REDACTED}: --output FILE writes them to a private file, --show-secrets prints them"
+            );
+        }
+        None => print!("{}", exported.with_secrets()),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection_string::ConnectionString;
+    use crate::kafka::config::{ClientKind, ClientSettings, Endpoint};
+
+    const KEY: &str = "c2VjcmV0LWtleS10aGF0LW11c3Qtbm90LWxlYWsxMjM0NTY3OA==";
+
+    fn settings() -> ClientSettings {
+        let cs = ConnectionString::parse(&format!(
+            "Endpoint=sb://myns.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey={KEY};EntityPath=telemetry"
+        ))
+        .unwrap();
+        ClientSettings {
+            endpoint: Endpoint::EventHubs(cs),
+            passthrough: vec![],
+            client_id: "t".into(),
+        }
+    }
+
+    #[test]
+    fn java_producer_file_has_the_jaas_line_and_java_names() {
+        let p = settings().properties(&ClientKind::Producer);
+        let e = export(&p, ExportFormat::Java, "test");
+        let text = e.with_secrets();
+        assert!(text.contains("bootstrap.servers=myns.servicebus.windows.net:9093\n"));
+        assert!(text.contains("security.protocol=SASL_SSL\n"));
+        assert!(text.contains("sasl.mechanism=PLAIN\n"));
+        assert!(text.contains(&format!(
+            "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"$ConnectionString\" password=\"Endpoint=sb://myns.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey={KEY};EntityPath=telemetry\";\n"
+        )));
+        assert!(text.contains("compression.type=none\n"));
+        assert!(text.contains("max.request.size=1046527\n"));
+        assert!(text.contains("request.timeout.ms=60000\n"));
+        assert!(text.contains("#   socket.keepalive.enable=true\n"));
+        assert!(!text.contains("client.id"));
+        assert!(e.has_secret);
+        assert!(!e.redacted().contains(KEY));
+        assert!(e.redacted().contains("password=\"***\""));
+    }
+
+    #[test]
+    fn librdkafka_consumer_file_leaves_out_the_tools_own_commit_settings() {
+        let p = settings().properties(&ClientKind::Consumer {
+            group_id: "g".into(),
+            from: crate::kafka::config::StartFrom::Earliest,
+        });
+        let text = export(&p, ExportFormat::Librdkafka, "test")
+            .with_secrets()
+            .to_string();
+        assert!(text.contains("group.id=g\n"));
+        assert!(text.contains("session.timeout.ms=30000\n"));
+        assert!(text.contains("sasl.username=$ConnectionString\n"));
+        assert!(!text.contains("enable.auto.commit"));
+        assert!(!text.contains("enable.auto.offset.store"));
+    }
+
+    #[test]
+    fn kcat_file_has_connection_and_global_settings_only() {
+        let p = settings().properties(&ClientKind::Admin { group_id: None });
+        let e = export(&p, ExportFormat::Kcat, "test");
+        let keys: Vec<_> = e
+            .with_secrets()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split('=').next().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "bootstrap.servers",
+                "connections.max.idle.ms",
+                "message.max.bytes",
+                "metadata.max.age.ms",
+                "sasl.mechanism",
+                "sasl.password",
+                "sasl.username",
+                "security.protocol",
+                "socket.keepalive.enable"
+            ]
+        );
+    }
+}

@@ -1,0 +1,270 @@
+# The Azure side of the project: an Event Hubs namespace with its Kafka endpoint, the
+# telemetry event hub with Capture to Blob Storage, least-privilege keys for the producer
+# and the consumer, a schema group, PostgreSQL for the capture-loader, and Event Grid
+# notifications of new Capture files delivered to the loader's webhook.
+
+locals {
+  resource_group_name = var.create_resource_group ? azurerm_resource_group.main[0].name : data.azurerm_resource_group.existing[0].name
+  # Storage account names: 3-24 lowercase letters and digits, globally unique.
+  storage_account_name = substr("${var.name_prefix}capture${random_string.suffix.result}", 0, 24)
+  capture_container    = "capture"
+  deadletter_container = "eventgrid-deadletter"
+}
+
+resource "random_string" "suffix" {
+  length  = 6
+  upper   = false
+  special = false
+}
+
+resource "azurerm_resource_group" "main" {
+  count    = var.create_resource_group ? 1 : 0
+  name     = var.resource_group_name
+  location = var.location
+  tags     = var.tags
+}
+
+data "azurerm_resource_group" "existing" {
+  count = var.create_resource_group ? 0 : 1
+  name  = var.resource_group_name
+}
+
+# --- Event Hubs -----------------------------------------------------------------------------
+
+resource "azurerm_eventhub_namespace" "main" {
+  #checkov:skip=CKV2_AZURE_32:Private endpoints depend on the user's network; the namespace is reached with TLS 1.2 and SAS keys scoped to one event hub.
+  name                = "${var.name_prefix}-ehns-${random_string.suffix.result}"
+  location            = var.location
+  resource_group_name = local.resource_group_name
+  # Standard or Premium: the Kafka endpoint does not exist on Basic.
+  sku                  = var.eventhubs_sku
+  capacity             = var.eventhubs_capacity
+  minimum_tls_version  = "1.2"
+  auto_inflate_enabled = false
+  # SAS keys are how the Kafka clients authenticate (connection strings); Entra ID roles
+  # below are for those who prefer it.
+  local_authentication_enabled = true
+  tags                         = var.tags
+
+  identity {
+    type = "SystemAssigned"
+  }
+}
+
+resource "azurerm_eventhub" "telemetry" {
+  name              = var.event_hub_name
+  namespace_id      = azurerm_eventhub_namespace.main.id
+  partition_count   = var.partition_count
+  message_retention = var.message_retention_days
+
+  capture_description {
+    enabled             = true
+    encoding            = "Avro"
+    interval_in_seconds = var.capture_interval_seconds
+    size_limit_in_bytes = var.capture_size_limit_bytes
+    skip_empty_archives = var.capture_skip_empty_archives
+
+    destination {
+      name = "EventHubArchive.AzureBlockBlob"
+      # The default layout, which the capture-loader parses.
+      archive_name_format = "{Namespace}/{EventHub}/{PartitionId}/{Year}/{Month}/{Day}/{Hour}/{Minute}/{Second}"
+      blob_container_name = azurerm_storage_container.capture.name
+      storage_account_id  = azurerm_storage_account.capture.id
+    }
+  }
+}
+
+resource "azurerm_eventhub_consumer_group" "groups" {
+  for_each            = toset(var.consumer_groups)
+  name                = each.value
+  namespace_name      = azurerm_eventhub_namespace.main.name
+  eventhub_name       = azurerm_eventhub.telemetry.name
+  resource_group_name = local.resource_group_name
+}
+
+# Least privilege: the producer can only send, the consumer can only listen, and both only
+# on this event hub. The namespace's root key is never output.
+resource "azurerm_eventhub_authorization_rule" "producer" {
+  name                = "producer-send"
+  namespace_name      = azurerm_eventhub_namespace.main.name
+  eventhub_name       = azurerm_eventhub.telemetry.name
+  resource_group_name = local.resource_group_name
+  send                = true
+  listen              = false
+  manage              = false
+}
+
+resource "azurerm_eventhub_authorization_rule" "consumer" {
+  name                = "consumer-listen"
+  namespace_name      = azurerm_eventhub_namespace.main.name
+  eventhub_name       = azurerm_eventhub.telemetry.name
+  resource_group_name = local.resource_group_name
+  send                = false
+  listen              = true
+  manage              = false
+}
+
+resource "azurerm_eventhub_namespace_schema_group" "telemetry" {
+  name                 = "telemetry"
+  namespace_id         = azurerm_eventhub_namespace.main.id
+  schema_compatibility = var.schema_compatibility
+  schema_type          = "Avro"
+}
+
+# --- Capture storage ------------------------------------------------------------------------
+
+resource "azurerm_storage_account" "capture" {
+  #checkov:skip=CKV2_AZURE_1:Customer-managed keys need a Key Vault the user owns; Microsoft-managed encryption at rest (plus infrastructure encryption) is on.
+  #checkov:skip=CKV2_AZURE_33:Private endpoints depend on the user's network; public blob access is off and every request needs Entra ID or a key.
+  #checkov:skip=CKV_AZURE_33:Queue service logging does not apply: no queues are used.
+  #checkov:skip=CKV_AZURE_59:Capture writes over the public endpoint unless the user adds networking; public *blob* access is disabled.
+  #checkov:skip=CKV_AZURE_35:Default-deny network rules would block Event Hubs Capture without a trusted-services exception the user must configure for their network.
+  #checkov:skip=CKV2_AZURE_40:Event Hubs Capture writes with the account's shared key; it cannot be disabled while Capture uses it.
+  #checkov:skip=CKV2_AZURE_41:No SAS is issued by this configuration; a SAS expiration policy is set for any issued by hand.
+  name                              = local.storage_account_name
+  resource_group_name               = local.resource_group_name
+  location                          = var.location
+  account_tier                      = "Standard"
+  account_replication_type          = var.storage_replication_type
+  min_tls_version                   = "TLS1_2"
+  https_traffic_only_enabled        = true
+  allow_nested_items_to_be_public   = false
+  infrastructure_encryption_enabled = true
+  tags                              = var.tags
+
+  blob_properties {
+    delete_retention_policy {
+      days = 7
+    }
+    container_delete_retention_policy {
+      days = 7
+    }
+  }
+
+  sas_policy {
+    expiration_period = "01.00:00:00"
+  }
+}
+
+resource "azurerm_storage_container" "capture" {
+  #checkov:skip=CKV2_AZURE_21:Blob read logging is configured with the user's Log Analytics workspace, which this module does not own.
+  name                  = local.capture_container
+  storage_account_id    = azurerm_storage_account.capture.id
+  container_access_type = "private"
+}
+
+resource "azurerm_storage_container" "deadletter" {
+  name                  = local.deadletter_container
+  storage_account_id    = azurerm_storage_account.capture.id
+  container_access_type = "private"
+}
+
+# --- PostgreSQL for the capture-loader -------------------------------------------------------
+
+resource "random_password" "postgres" {
+  length           = 32
+  special          = true
+  override_special = "-_.~"
+}
+
+resource "azurerm_postgresql_flexible_server" "loader" {
+  #checkov:skip=CKV_AZURE_136:Geo-redundant backups are a cost decision; enable them for production in a region pair.
+  name                          = "${var.name_prefix}-pg-${random_string.suffix.result}"
+  resource_group_name           = local.resource_group_name
+  location                      = var.location
+  version                       = "16"
+  administrator_login           = "loader"
+  administrator_password        = random_password.postgres.result
+  sku_name                      = var.postgres_sku
+  storage_mb                    = var.postgres_storage_mb
+  backup_retention_days         = 7
+  public_network_access_enabled = var.postgres_public_access
+  delegated_subnet_id           = var.postgres_public_access ? null : var.postgres_delegated_subnet_id
+  private_dns_zone_id           = var.postgres_public_access ? null : var.postgres_private_dns_zone_id
+  tags                          = var.tags
+
+  lifecycle {
+    ignore_changes = [zone]
+  }
+}
+
+resource "azurerm_postgresql_flexible_server_database" "capture" {
+  name      = "capture"
+  server_id = azurerm_postgresql_flexible_server.loader.id
+  charset   = "UTF8"
+  collation = "en_US.utf8"
+}
+
+resource "azurerm_postgresql_flexible_server_firewall_rule" "rules" {
+  for_each         = var.postgres_public_access ? var.postgres_firewall_rules : {}
+  name             = each.key
+  server_id        = azurerm_postgresql_flexible_server.loader.id
+  start_ip_address = each.value.start_ip
+  end_ip_address   = each.value.end_ip
+}
+
+# --- Event Grid: new Capture files → capture-loader webhook ---------------------------------
+
+resource "azurerm_eventgrid_system_topic" "namespace" {
+  name                = "${var.name_prefix}-capture-events"
+  resource_group_name = local.resource_group_name
+  location            = var.location
+  source_resource_id  = azurerm_eventhub_namespace.main.id
+  topic_type          = "Microsoft.EventHub.Namespaces"
+  tags                = var.tags
+}
+
+resource "azurerm_eventgrid_system_topic_event_subscription" "capture_loader" {
+  count                 = var.capture_loader_webhook_url == "" ? 0 : 1
+  name                  = "capture-loader"
+  system_topic          = azurerm_eventgrid_system_topic.namespace.name
+  resource_group_name   = local.resource_group_name
+  event_delivery_schema = "EventGridSchema"
+  included_event_types  = ["Microsoft.EventHub.CaptureFileCreated"]
+
+  webhook_endpoint {
+    url                               = var.capture_loader_webhook_url
+    max_events_per_batch              = 10
+    preferred_batch_size_in_kilobytes = 64
+  }
+
+  delivery_property {
+    header_name = "x-capture-loader-key"
+    type        = "Static"
+    value       = var.capture_loader_webhook_key
+    secret      = true
+  }
+
+  retry_policy {
+    max_delivery_attempts = 30
+    event_time_to_live    = 1440
+  }
+
+  storage_blob_dead_letter_destination {
+    storage_account_id          = azurerm_storage_account.capture.id
+    storage_blob_container_name = azurerm_storage_container.deadletter.name
+  }
+}
+
+# --- Optional Entra ID role assignments ------------------------------------------------------
+
+resource "azurerm_role_assignment" "senders" {
+  for_each             = toset(var.sender_principal_ids)
+  scope                = azurerm_eventhub.telemetry.id
+  role_definition_name = "Azure Event Hubs Data Sender"
+  principal_id         = each.value
+}
+
+resource "azurerm_role_assignment" "receivers" {
+  for_each             = toset(var.receiver_principal_ids)
+  scope                = azurerm_eventhub.telemetry.id
+  role_definition_name = "Azure Event Hubs Data Receiver"
+  principal_id         = each.value
+}
+
+resource "azurerm_role_assignment" "blob_readers" {
+  for_each             = toset(var.blob_reader_principal_ids)
+  scope                = azurerm_storage_account.capture.id
+  role_definition_name = "Storage Blob Data Reader"
+  principal_id         = each.value
+}
