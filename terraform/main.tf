@@ -121,6 +121,7 @@ resource "azurerm_storage_account" "capture" {
   #checkov:skip=CKV_AZURE_35:Default-deny network rules would block Event Hubs Capture without a trusted-services exception the user must configure for their network.
   #checkov:skip=CKV2_AZURE_40:Event Hubs Capture writes with the account's shared key; it cannot be disabled while Capture uses it.
   #checkov:skip=CKV2_AZURE_41:No SAS is issued by this configuration; a SAS expiration policy is set for any issued by hand.
+  #checkov:skip=CKV_AZURE_206:Replication is var.storage_replication_type (ZRS by default); geo-replication is the user's cost decision.
   name                              = local.storage_account_name
   resource_group_name               = local.resource_group_name
   location                          = var.location
@@ -154,6 +155,7 @@ resource "azurerm_storage_container" "capture" {
 }
 
 resource "azurerm_storage_container" "deadletter" {
+  #checkov:skip=CKV2_AZURE_21:Blob read logging is configured with the user's Log Analytics workspace, which this module does not own.
   name                  = local.deadletter_container
   storage_account_id    = azurerm_storage_account.capture.id
   container_access_type = "private"
@@ -169,6 +171,7 @@ resource "random_password" "postgres" {
 
 resource "azurerm_postgresql_flexible_server" "loader" {
   #checkov:skip=CKV_AZURE_136:Geo-redundant backups are a cost decision; enable them for production in a region pair.
+  #checkov:skip=CKV2_AZURE_57:Private access is supported (postgres_public_access = false with a delegated subnet and private DNS zone); which one fits is the user's network decision.
   name                          = "${var.name_prefix}-pg-${random_string.suffix.result}"
   resource_group_name           = local.resource_group_name
   location                      = var.location

@@ -62,3 +62,19 @@ PY
     log "installing Python packages from $req"
     python3 -m pip install -q --disable-pip-version-check -r "$req"
 }
+
+# A Compose implementation to validate docker-compose.yml with (no Docker engine needed):
+# the docker compose plugin if present, else Debian's docker-compose.
+compose() {
+    if docker compose version >/dev/null 2>&1; then
+        docker compose "$@"
+    else
+        if ! command -v docker-compose >/dev/null 2>&1; then
+            log "installing docker-compose (Debian) to validate docker-compose.yml"
+            local sudo=""
+            [ "$(id -u)" -eq 0 ] || sudo="sudo"
+            DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq docker-compose >/dev/null
+        fi
+        docker-compose "$@"
+    fi
+}

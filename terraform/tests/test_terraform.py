@@ -8,11 +8,22 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+def plain(node):
+    """python-hcl2 8 keeps the quotes of names and strings and marks blocks; strip both."""
+    if isinstance(node, dict):
+        return {plain(k): plain(v) for k, v in node.items() if k != "__is_block__"}
+    if isinstance(node, list):
+        return [plain(v) for v in node]
+    if isinstance(node, str) and len(node) >= 2 and node[0] == node[-1] == '"':
+        return node[1:-1].replace('\\"', '"')
+    return node
+
+
 def load():
     resources, variables, outputs = {}, {}, {}
     for path in sorted(ROOT.glob("*.tf")):
         with open(path) as f:
-            doc = hcl2.load(f)
+            doc = plain(hcl2.load(f))
         for block in doc.get("resource", []):
             for rtype, named in block.items():
                 for name, body in named.items():
