@@ -211,6 +211,32 @@ impl KafkaArgs {
     }
 }
 
+/// Parse the command line of a binary, and say whether a connection string came from the
+/// command line itself (visible in the process list), which the caller warns about once
+/// logging is up.
+pub fn parse_args<T: clap::Parser>() -> (T, bool) {
+    let matches = T::command().get_matches();
+    let on_command_line = connection_string_on_command_line(&matches);
+    let cli = T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    (cli, on_command_line)
+}
+
+fn connection_string_on_command_line(matches: &clap::ArgMatches) -> bool {
+    let here = matches
+        .try_get_raw("connection_string")
+        .ok()
+        .flatten()
+        .is_some()
+        && matches.value_source("connection_string")
+            == Some(clap::parser::ValueSource::CommandLine);
+    here || matches
+        .subcommand()
+        .is_some_and(|(_, sub)| connection_string_on_command_line(sub))
+}
+
+/// The warning for [`parse_args`]' second value.
+pub const CONNECTION_STRING_ON_COMMAND_LINE: &str = "--connection-string was given on the command line, where other users of this machine can read it in the process list; prefer EVENTHUB_CONNECTION_STRING";
+
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),

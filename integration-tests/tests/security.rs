@@ -109,6 +109,27 @@ fn secrets_stay_out_of_help_errors_and_logs() {
     assert!(all.contains("127.0.0.1:9093"), "{all}");
     assert!(!all.contains(SAS_KEY), "the key leaked: {all}");
 
+    // Given on the command line it still works, with a warning about the process list.
+    let out = std::process::Command::new(bin("producer"))
+        .args([
+            "--generate",
+            "1",
+            "--connect-timeout",
+            "1s",
+            "--connection-string",
+        ])
+        .arg(&connection_string)
+        .env_remove("EVENTHUB_CONNECTION_STRING")
+        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(
+        err.contains("process list; prefer EVENTHUB_CONNECTION_STRING"),
+        "{err}"
+    );
+    assert!(!err.contains(SAS_KEY), "{err}");
+
     // A malformed one: rejected before any network call, naming the problem, not the key.
     let bad = format!(
         "Endpoint=https://x.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey={SAS_KEY}"

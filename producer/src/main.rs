@@ -2,13 +2,16 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use eventhubs_kafka::cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = producer::Cli::parse();
-    eventhubs_kafka::logging::init(cli.log());
-    match producer::run(cli).await {
+    let (args, secret_on_command_line) = cli::parse_args::<producer::Cli>();
+    eventhubs_kafka::logging::init(args.log());
+    if secret_on_command_line {
+        tracing::warn!("{}", cli::CONNECTION_STRING_ON_COMMAND_LINE);
+    }
+    match producer::run(args).await {
         Ok(code) => code,
         Err(e) => {
             tracing::error!("{e:#}");
