@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use test_support::{Broker, json_lines, run, stderr, tool, unique};
+use test_support::{Broker, run, stderr, tool, unique};
 
 #[test]
 fn every_event_produced_is_consumed_with_its_id() {
@@ -228,17 +228,10 @@ fn lag_reports_committed_offsets_and_watermarks() {
     );
     let lines = consume(&broker, &topic, &group, 30, &[]);
     assert_eq!(lines.len(), 30);
-    let out = run(
-        tool("consumer", &broker).args(["lag", "--group", &group, "--topic", &topic, "--json"])
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let report = &json_lines(&out)[0];
+    let report = &lag(&broker, &group, &topic);
     let parts = report["partitions"].as_array().unwrap();
     assert_eq!(parts.len(), 2);
-    let committed: i64 = parts
-        .iter()
-        .map(|p| p["committed"].as_i64().unwrap_or(0))
-        .sum();
+    let committed = total_committed(report);
     let high: i64 = parts
         .iter()
         .map(|p| p["high_watermark"].as_i64().unwrap())

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use test_support::{Broker, json_lines, run, stderr, tool, unique};
+use test_support::{Broker, json_lines, stderr, tool, unique};
 
 fn term(child: &std::process::Child) {
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
@@ -94,16 +94,8 @@ fn sigterm_makes_the_consumer_commit_what_it_wrote_and_exit_cleanly() {
         300,
         "everything read was written out"
     );
-    let lag = run(
-        tool("consumer", &broker).args(["lag", "--json", "--group", &group, "--topic", &topic])
-    );
-    let report = &json_lines(&lag)[0];
-    let committed: i64 = report["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["committed"].as_i64().unwrap_or(0))
-        .sum();
+    let report = lag(&broker, &group, &topic);
+    let committed = total_committed(&report);
     assert_eq!(
         committed, 300,
         "the shutdown commit recorded every event written: {report}"

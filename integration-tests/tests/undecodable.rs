@@ -74,10 +74,7 @@ fn on_undecodable_fail_stops_before_committing_the_bad_event() {
         "the good events before it are written"
     );
     assert!(stderr(&out).contains("stopping without committing it"));
-    let lag = run(
-        tool("consumer", &broker).args(["lag", "--json", "--group", &group, "--topic", &topic])
-    );
-    let report = &json_lines(&lag)[0];
+    let report = lag(&broker, &group, &topic);
     assert_eq!(report["partitions"][0]["committed"], 3, "{report}");
 }
 

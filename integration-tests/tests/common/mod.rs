@@ -75,6 +75,31 @@ pub fn consume(
     json_lines(&out)
 }
 
+/// `consumer lag --json` for one group and topic.
+pub fn lag(broker: &Broker, group: &str, topic: &str) -> Value {
+    let out =
+        run(tool("consumer", broker).args(["lag", "--json", "--group", group, "--topic", topic]));
+    assert!(
+        out.status.success(),
+        "consumer lag failed: {}",
+        stderr(&out)
+    );
+    json_lines(&out).remove(0)
+}
+
+/// The sum of the committed offsets in a lag report (partitions with none count 0).
+pub fn total_committed(report: &Value) -> i64 {
+    report["partitions"]
+        .as_array()
+        .map(|parts| {
+            parts
+                .iter()
+                .map(|p| p["committed"].as_i64().unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 pub fn event_ids(lines: &[Value]) -> Vec<String> {
     lines
         .iter()
