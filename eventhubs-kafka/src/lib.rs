@@ -7,6 +7,7 @@
 //! [`encoding::Encoder`] / [`encoding::Decoder`]. [`shutdown`] and [`logging`] are the same
 //! in every binary.
 
+pub mod capture;
 pub mod cli;
 pub mod connection_string;
 pub mod encoding;
