@@ -78,3 +78,14 @@ compose() {
         docker-compose "$@"
     fi
 }
+
+# PostgreSQL for the capture-loader tests: the machine's service (started if it is down).
+ensure_postgres() {
+    if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return; fi
+    log "starting PostgreSQL"
+    if command -v pg_ctlcluster >/dev/null 2>&1; then
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+    fi
+    for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && return; sleep 1; done
+    log "PostgreSQL is not reachable on 127.0.0.1:5432: the capture-loader's PostgreSQL test will fail in CI"
+}

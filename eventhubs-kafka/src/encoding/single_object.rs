@@ -42,7 +42,7 @@ pub fn canonical_form(schema: &Schema) -> String {
 }
 
 /// CRC-64-AVRO (the Rabin fingerprint of the Avro specification).
-fn crc64_avro(data: &[u8]) -> u64 {
+pub fn crc64_avro(data: &[u8]) -> u64 {
     const EMPTY: u64 = 0xc15d_213a_a4d7_a795;
     static TABLE: std::sync::OnceLock<[u64; 256]> = std::sync::OnceLock::new();
     let table = TABLE.get_or_init(|| {
