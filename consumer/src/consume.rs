@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use eventhubs_kafka::encoding::{Decoder, SchemaSet};
-use eventhubs_kafka::kafka::config::ClientKind;
+use std::sync::Arc;
+
+use eventhubs_kafka::kafka::config::{ClientKind, Endpoint};
 use eventhubs_kafka::kafka::preflight::{describe_topic, missing_topic_message};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -17,8 +19,9 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 
+use crate::capture::CaptureSink;
 use crate::context::GroupContext;
-use crate::output::{Output, content_type, finish_decoded, finish_undecodable, start_line};
+use crate::output::{Output, Sink, content_type, finish_decoded, finish_undecodable, start_line};
 use crate::{ConsumeArgs, OnUndecodable};
 
 /// Header names on dead-lettered events.
@@ -51,6 +54,31 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     };
     let decoder = Decoder::new(SchemaSet::embedded()?, registry);
     let output = Output::stdout(args.output);
+    let sink = match &args.capture_dir {
+        Some(dir) => {
+            let namespace =
+                args.capture_namespace
+                    .clone()
+                    .unwrap_or_else(|| match &settings.endpoint {
+                        Endpoint::EventHubs(cs) => {
+                            cs.host().split('.').next().unwrap_or("local").to_string()
+                        }
+                        Endpoint::Kafka(_) => "local".to_string(),
+                    });
+            if args.capture_window < Duration::from_secs(1) {
+                bail!(
+                    "--capture-window must be at least 1s (file names have one-second resolution)"
+                );
+            }
+            Sink::Capture(Arc::new(CaptureSink::new(
+                dir.clone(),
+                namespace,
+                args.capture_window,
+                args.capture_size_limit,
+            )))
+        }
+        None => Sink::Lines(output.clone()),
+    };
 
     let properties = settings.properties(&ClientKind::Consumer {
         group_id: group.clone(),
@@ -61,7 +89,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     }
     let context = GroupContext {
         last_error: Default::default(),
-        output: output.clone(),
+        sink: sink.clone(),
         positions: Default::default(),
     };
     let consumer: StreamConsumer<GroupContext> = properties
@@ -110,7 +138,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
                     break Stop::Idle;
                 }
                 if last_commit.elapsed() >= args.commit_interval {
-                    commit(&consumer, &output, CommitMode::Async)?;
+                    commit(&consumer, &sink, CommitMode::Async)?;
                     last_commit = Instant::now();
                 }
             }
@@ -125,6 +153,12 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
                 };
                 last_event = Instant::now();
                 counts.consumed += 1;
+                if let Sink::Capture(capture) = &sink {
+                    // Capture keeps bodies as they are: nothing to decode. The position
+                    // advances when the window's file is written.
+                    capture.add(&message);
+                    continue;
+                }
                 let handled = handle(&message, &decoder, &output, dead_letter.as_ref(), args.on_undecodable, &mut counts, &mut buffers).await?;
                 if !handled {
                     break Stop::Undecodable;
@@ -137,7 +171,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
-    commit(&consumer, &output, CommitMode::Sync)?;
+    commit(&consumer, &sink, CommitMode::Sync)?;
     let positions = committed_positions(&consumer, args.connect_timeout);
     consumer.unsubscribe();
     let elapsed = started.elapsed();
@@ -262,15 +296,17 @@ async fn send_to_dead_letter(
     Ok(())
 }
 
-/// Flush the output, then commit a snapshot of the positions of what was written.
+/// Make the output durable, then commit a snapshot of the positions of what was written.
+/// An asynchronous (interval) commit writes only the capture windows that are over; the
+/// final synchronous one writes them all.
 fn commit(
     consumer: &StreamConsumer<GroupContext>,
-    output: &Output,
+    sink: &Sink,
     mode: CommitMode,
 ) -> anyhow::Result<()> {
-    output
-        .flush()
-        .context("flushing stdout; offsets were not committed")?;
+    let all = matches!(mode, CommitMode::Sync);
+    sink.flush(all, &consumer.context().positions)
+        .context("writing the output; offsets were not committed")?;
     let Some(positions) = consumer.context().positions.snapshot_if_moved() else {
         return Ok(());
     };

@@ -11,12 +11,12 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::output::Output;
+use crate::output::Sink;
 use crate::positions::Positions;
 
 pub struct GroupContext {
     pub last_error: LastError,
-    pub output: Output,
+    pub sink: Sink,
     pub positions: Positions,
 }
 
@@ -42,7 +42,7 @@ impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(list) => {
-                if let Err(e) = self.output.flush() {
+                if let Err(e) = self.sink.flush(true, &self.positions) {
                     // Nothing written since the last commit can be trusted: commit nothing.
                     tracing::error!("cannot flush output before revocation ({e}); not committing");
                     return;

@@ -6,6 +6,7 @@
 //! undecodable event, the dead-letter topic → [`positions::Positions`] advanced → every
 //! `--commit-interval`: flush output, commit a snapshot of the positions. [`lag`] answers `consumer lag`.
 
+pub mod capture;
 pub mod consume;
 pub mod context;
 pub mod lag;
@@ -113,6 +114,23 @@ pub struct ConsumeArgs {
     /// How long to wait for the broker at start-up
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
+
+    /// Write what is consumed as Event Hubs Capture files under DIR (instead of JSON lines);
+    /// offsets are committed only once a file is on disk
+    #[arg(long, value_name = "DIR", help_heading = "Local capture")]
+    pub capture_dir: Option<std::path::PathBuf>,
+
+    /// Capture time window: one file per partition per window
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, help_heading = "Local capture")]
+    pub capture_window: Duration,
+
+    /// Capture size window: a file is written early when its events reach this many bytes
+    #[arg(long, default_value_t = 64 << 20, help_heading = "Local capture")]
+    pub capture_size_limit: usize,
+
+    /// Namespace in capture paths [default: the connection string's namespace, else `local`]
+    #[arg(long, help_heading = "Local capture")]
+    pub capture_namespace: Option<String>,
 }
 
 impl Cli {

@@ -19,6 +19,24 @@ pub enum OutputFormat {
     None,
 }
 
+/// Where consumed events go: JSON lines, or Capture files.
+#[derive(Clone)]
+pub enum Sink {
+    Lines(Output),
+    Capture(std::sync::Arc<crate::capture::CaptureSink>),
+}
+
+impl Sink {
+    /// Make what was written durable (lines flushed; capture windows that are over, or
+    /// all of them, written), advancing positions where the sink owns them.
+    pub fn flush(&self, all: bool, positions: &crate::positions::Positions) -> std::io::Result<()> {
+        match self {
+            Self::Lines(output) => output.flush(),
+            Self::Capture(capture) => capture.close(all, positions).map(|_| ()),
+        }
+    }
+}
+
 /// Where event lines go. Cloning shares the same writer.
 #[derive(Clone)]
 pub struct Output {

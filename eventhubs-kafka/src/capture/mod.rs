@@ -7,6 +7,7 @@
 //! file, or one with a foreign schema, is an error saying what is wrong; never a panic.
 
 pub mod path;
+pub mod write;
 
 use apache_avro::Schema;
 use apache_avro::types::Value;

@@ -1,0 +1,181 @@
+//! Writing Capture files, as Event Hubs Capture does: same record schema (the current
+//! variant), same `SystemProperties` keys, same path layout. Used by the consumer's
+//! `--capture-dir`, so the whole architecture runs locally without Azure.
+//!
+//! A file is written to a temporary name, fsynced, renamed into place and its directory
+//! fsynced: once [`write_capture_file`] returns, the file survives a crash, and only then
+//! may the offsets of its events be committed.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use apache_avro::Schema;
+use apache_avro::types::Value;
+use chrono::{DateTime, Datelike, Timelike, Utc};
+
+/// The record schema Capture writes today.
+pub const SCHEMA: &str = r#"{"type":"record","name":"EventData","namespace":"Microsoft.ServiceBus.Messaging","fields":[{"name":"SequenceNumber","type":"long"},{"name":"Offset","type":"string"},{"name":"EnqueuedTimeUtc","type":"string"},{"name":"SystemProperties","type":{"type":"map","values":["long","double","string","bytes"]}},{"name":"Properties","type":{"type":"map","values":["long","double","string","bytes","null"]}},{"name":"Body","type":["null","bytes"]}]}"#;
+
+/// One event to capture.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapturedRecord {
+    pub sequence_number: i64,
+    pub offset: String,
+    pub enqueued_time: DateTime<Utc>,
+    pub partition_key: Option<String>,
+    /// Kafka headers: Capture keeps them as bytes.
+    pub properties: Vec<(String, Option<Vec<u8>>)>,
+    pub body: Option<Vec<u8>>,
+}
+
+/// .NET's `M/d/yyyy h:mm:ss tt`, as Capture writes `EnqueuedTimeUtc`.
+pub fn dotnet_utc(t: DateTime<Utc>) -> String {
+    t.format("%-m/%-d/%Y %-I:%M:%S %p").to_string()
+}
+
+/// The Avro container file for `records`.
+pub fn encode_capture(records: &[CapturedRecord]) -> Result<Vec<u8>, apache_avro::Error> {
+    let schema = Schema::parse_str(SCHEMA)?;
+    let mut writer = apache_avro::Writer::new(&schema, Vec::new())?;
+    for r in records {
+        let mut system = HashMap::new();
+        system.insert(
+            "x-opt-enqueued-time".to_string(),
+            Value::Union(0, Box::new(Value::Long(r.enqueued_time.timestamp_millis()))),
+        );
+        system.insert(
+            "x-opt-offset".to_string(),
+            Value::Union(2, Box::new(Value::String(r.offset.clone()))),
+        );
+        system.insert(
+            "x-opt-sequence-number".to_string(),
+            Value::Union(0, Box::new(Value::Long(r.sequence_number))),
+        );
+        if let Some(key) = &r.partition_key {
+            system.insert(
+                "x-opt-partition-key".to_string(),
+                Value::Union(2, Box::new(Value::String(key.clone()))),
+            );
+        }
+        let properties = r
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Some(bytes) => Value::Union(3, Box::new(Value::Bytes(bytes.clone()))),
+                    None => Value::Union(4, Box::new(Value::Null)),
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        let body = match &r.body {
+            Some(b) => Value::Union(1, Box::new(Value::Bytes(b.clone()))),
+            None => Value::Union(0, Box::new(Value::Null)),
+        };
+        writer.append_value_ref(&Value::Record(vec![
+            ("SequenceNumber".into(), Value::Long(r.sequence_number)),
+            ("Offset".into(), Value::String(r.offset.clone())),
+            (
+                "EnqueuedTimeUtc".into(),
+                Value::String(dotnet_utc(r.enqueued_time)),
+            ),
+            ("SystemProperties".into(), Value::Map(system)),
+            ("Properties".into(), Value::Map(properties)),
+            ("Body".into(), body),
+        ]))?;
+    }
+    writer.into_inner()
+}
+
+/// `{namespace}/{event_hub}/{partition}/{yyyy}/{MM}/{dd}/{HH}/{mm}/{ss}.avro` under `root`.
+pub fn capture_path(
+    root: &Path,
+    namespace: &str,
+    event_hub: &str,
+    partition: i32,
+    window_start: DateTime<Utc>,
+) -> PathBuf {
+    let t = window_start;
+    root.join(namespace)
+        .join(event_hub)
+        .join(partition.to_string())
+        .join(format!("{:04}", t.year()))
+        .join(format!("{:02}", t.month()))
+        .join(format!("{:02}", t.day()))
+        .join(format!("{:02}", t.hour()))
+        .join(format!("{:02}", t.minute()))
+        .join(format!("{:02}.avro", t.second()))
+}
+
+/// Write `records` durably to `path` (temporary file, fsync, rename, fsync the directory).
+pub fn write_capture_file(path: &Path, records: &[CapturedRecord]) -> std::io::Result<()> {
+    let bytes = encode_capture(records).map_err(std::io::Error::other)?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("a capture path needs a directory"))?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("avro.tmp");
+    {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::path::NameFormat;
+    use crate::capture::read_capture;
+
+    #[test]
+    fn written_files_read_back_as_capture_files() {
+        let t = DateTime::from_timestamp_millis(1_795_334_400_123).unwrap();
+        let records = vec![
+            CapturedRecord {
+                sequence_number: 7,
+                offset: "7".into(),
+                enqueued_time: t,
+                partition_key: Some("sensor-1".into()),
+                properties: vec![
+                    ("origin".into(), Some(b"test".to_vec())),
+                    ("empty".into(), None),
+                ],
+                body: Some(b"{\"a\":1}".to_vec()),
+            },
+            CapturedRecord {
+                sequence_number: 8,
+                offset: "8".into(),
+                enqueued_time: t,
+                partition_key: None,
+                properties: vec![],
+                body: None,
+            },
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = capture_path(dir.path(), "ns", "hub", 3, t);
+        write_capture_file(&path, &records).unwrap();
+        let file = read_capture(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(file.events.len(), 2);
+        let e = &file.events[0];
+        assert_eq!(e.sequence_number, 7);
+        assert_eq!(e.enqueued_time, t);
+        assert_eq!(e.enqueued_time_utc, "11/22/2026 8:00:00 AM");
+        assert_eq!(e.partition_key.as_deref(), Some("sensor-1"));
+        assert_eq!(e.properties["origin"], "test");
+        assert_eq!(e.properties["empty"], serde_json::Value::Null);
+        assert_eq!(file.events[1].body, None);
+        let loc = NameFormat::default()
+            .locate(&path.to_string_lossy())
+            .unwrap();
+        assert_eq!(
+            (loc.namespace.as_str(), loc.partition_id.as_str()),
+            ("ns", "3")
+        );
+        assert_eq!(loc.window_start.timestamp(), t.timestamp());
+        assert!(!path.with_extension("avro.tmp").exists());
+    }
+}
