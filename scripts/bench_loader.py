@@ -120,7 +120,7 @@ def main():
     generate(root, csv_path)
     base = admin.rsplit("/", 1)[0]
     tag = uuid.uuid4().hex[:8]
-    dbs = {k: f"bench_{k}_{tag}" for k in ("ours", "copy", "python")}
+    dbs = {k: f"bench_{k}_{tag}" for k in ("ours", "jobs", "copy", "python")}
     for name in dbs.values():
         psql(admin, f"CREATE DATABASE {name}")
     urls = {k: f"{base}/{v}" for k, v in dbs.items()}
@@ -134,12 +134,17 @@ def main():
         r = measure([loader, "load", root, "--summary-json"], dict(env, DATABASE_URL=urls["ours"] + "?sslmode=disable"))
         assert json.loads(r["stdout"].splitlines()[-1])["events_inserted"] == N, r["stdout"]
         results["pg_ours"] = r
+        print("PostgreSQL: our loader, --jobs 2 ...", flush=True)
+        r = measure([loader, "load", root, "--jobs", "2", "--summary-json"],
+                    dict(env, DATABASE_URL=urls["jobs"] + "?sslmode=disable"))
+        assert json.loads(r["stdout"].splitlines()[-1])["events_inserted"] == N, r["stdout"]
+        results["pg_ours_jobs2"] = r
         print("PostgreSQL: COPY FROM csv through psql ...", flush=True)
         results["pg_copy"] = measure(["psql", urls["copy"], "-qc",
                                       f"\\copy capture_events ({COLUMNS}) FROM '{csv_path}' WITH (FORMAT csv)"])
         print("PostgreSQL: Python loader (fastavro + psycopg executemany) ...", flush=True)
         results["pg_python"] = measure([sys.executable, os.path.abspath(__file__), "python-loader", root, urls["python"]])
-        for k in ("ours", "copy", "python"):
+        for k in ("ours", "jobs", "copy", "python"):
             count = subprocess.run(["psql", urls[k], "-qAtc", "SELECT count(*) FROM capture_events"],
                                    check=True, capture_output=True, text=True).stdout.strip()
             assert int(count) == N, f"{k}: {count} rows"
@@ -165,6 +170,8 @@ def main():
     pg, copy_, py = results["pg_ours"]["wall"], results["pg_copy"]["wall"], results["pg_python"]["wall"]
     print()
     print(f"PostgreSQL: ours = {copy_ / pg:.0%} of COPY's rows/s (target >= 50%), {py / pg:.1f}x the Python loader (target >= 10x)")
+    jobs2 = results["pg_ours_jobs2"]["wall"]
+    print(f"PostgreSQL, --jobs 2: {copy_ / jobs2:.0%} of COPY's rows/s, {py / jobs2:.1f}x the Python loader")
     sq, imp = results["sqlite_ours"]["wall"], results["sqlite_import"]["wall"]
     print(f"SQLite: ours = {imp / sq:.0%} of sqlite3 .import's rows/s")
     json.dump({k: {"wall": v["wall"], "rss_mib": v["rss_mib"]} for k, v in results.items()},

@@ -100,6 +100,10 @@ pub struct LoadArgs {
     /// Print one JSON summary object on stdout
     #[arg(long)]
     pub summary_json: bool,
+
+    /// Partitions loaded in parallel (files of one partition always load in order)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
 }
 
 #[derive(Debug, Args)]
@@ -138,9 +142,9 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let db = args.db.db.clone();
     let runtime = tokio::runtime::Handle::current();
     // The database clients are synchronous: run the load on a blocking thread.
+    let jobs = usize::from(args.jobs);
     let summary = tokio::task::spawn_blocking(move || {
-        let mut store = db::open(db.expose())?;
-        load::load(store.as_mut(), &decoder, &options, &runtime)
+        load::load(db.expose(), &decoder, &options, &runtime, jobs)
     })
     .await??;
     if args.summary_json {

@@ -6,8 +6,11 @@
 //! and its `capture_files` row. A file that fails is recorded with its reason; the others
 //! still load. Files of one partition load in window order.
 
+use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -45,6 +48,17 @@ pub struct Summary {
 }
 
 impl Summary {
+    fn add(&mut self, other: &Summary) {
+        self.files_loaded += other.files_loaded;
+        self.files_empty += other.files_empty;
+        self.files_skipped += other.files_skipped;
+        self.files_changed += other.files_changed;
+        self.files_failed += other.files_failed;
+        self.events_inserted += other.events_inserted;
+        self.duplicates += other.duplicates;
+        self.undecodable_bodies += other.undecodable_bodies;
+    }
+
     pub fn ok(&self) -> bool {
         self.files_failed == 0 && self.files_changed == 0
     }
@@ -143,13 +157,16 @@ fn fingerprint(bytes: &[u8]) -> String {
     )
 }
 
-/// Runs on a blocking thread (the database clients are synchronous); `runtime` drives the
-/// decoder, which may ask the schema registry.
+/// Runs on blocking threads (the database clients are synchronous); `runtime` drives the
+/// decoder, which may ask the schema registry. `jobs` workers load whole partitions in
+/// parallel, each with its own database connection; within a partition files load in
+/// window order.
 pub fn load(
-    store: &mut dyn Store,
+    db_url: &str,
     decoder: &Decoder,
     options: &LoadOptions,
     runtime: &tokio::runtime::Handle,
+    jobs: usize,
 ) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let (candidates, ignored) = discover(options)?;
@@ -159,28 +176,95 @@ pub fn load(
             "files skipped: neither .avro nor laid out by the archive name format"
         );
     }
-    let progress = std::io::stderr().is_terminal();
+    // Open (and migrate) once before the workers start, so they never race to migrate.
+    let first = crate::db::open(db_url)?;
     let total = candidates.len();
+    let queue = Mutex::new(
+        partition_groups(candidates)
+            .into_iter()
+            .collect::<VecDeque<_>>(),
+    );
+    let done = AtomicUsize::new(0);
+    let progress = std::io::stderr().is_terminal();
+    let workers = jobs.max(1);
     let mut summary = Summary::default();
-    for (i, candidate) in candidates.iter().enumerate() {
-        load_one(store, decoder, options, candidate, &mut summary, runtime)?;
-        if progress {
-            eprint!(
-                "\r{}/{total} files, {} events inserted, {} failed",
-                i + 1,
-                summary.events_inserted,
-                summary.files_failed
-            );
-        }
-    }
+    let mut first = Some(first);
+    let results: Vec<anyhow::Result<Summary>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let store = first.take();
+                let (queue, done) = (&queue, &done);
+                scope.spawn(move || -> anyhow::Result<Summary> {
+                    let mut store = match store {
+                        Some(s) => s,
+                        None => crate::db::open(db_url)?,
+                    };
+                    let mut part = Summary::default();
+                    loop {
+                        let Some(group) =
+                            queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+                        else {
+                            return Ok(part);
+                        };
+                        for candidate in &group {
+                            load_one(
+                                store.as_mut(),
+                                decoder,
+                                options,
+                                candidate,
+                                &mut part,
+                                runtime,
+                            )?;
+                            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                            if progress {
+                                eprint!("\r{n}/{total} files");
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a loader thread panicked")))
+            })
+            .collect()
+    });
     if progress && total > 0 {
         eprintln!();
+    }
+    for result in results {
+        summary.add(&result?);
     }
     let elapsed = started.elapsed();
     summary.elapsed_ms = elapsed.as_millis() as u64;
     summary.events_per_sec =
         (summary.events_inserted as f64 / elapsed.as_secs_f64().max(1e-9) * 10.0).round() / 10.0;
     Ok(summary)
+}
+
+/// Candidates (already in order) grouped by partition; files without a known partition
+/// form groups of one.
+fn partition_groups(candidates: Vec<Candidate>) -> Vec<Vec<Candidate>> {
+    let mut groups: Vec<Vec<Candidate>> = Vec::new();
+    for c in candidates {
+        let key = |c: &Candidate| {
+            c.location.as_ref().map(|l| {
+                (
+                    l.namespace.clone(),
+                    l.event_hub.clone(),
+                    l.partition_id.clone(),
+                )
+            })
+        };
+        match groups.last_mut() {
+            Some(g) if key(&c).is_some() && key(&g[0]) == key(&c) => g.push(c),
+            _ => groups.push(vec![c]),
+        }
+    }
+    groups
 }
 
 fn load_one(

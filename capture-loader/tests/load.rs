@@ -239,8 +239,18 @@ fn fixtures_load_into_postgres_with_copy_and_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("capture");
     capture_tree(&root);
-    let (code, s) = load(&pg.url, &root);
-    assert_eq!(code, Some(0), "{s}");
+    let out = loader(
+        &pg.url,
+        &[
+            "load",
+            "--jobs",
+            "2",
+            root.to_str().unwrap(),
+            "--summary-json",
+        ],
+    );
+    let s = summary(&out);
+    assert_eq!(out.status.code(), Some(0), "{s}");
     assert_eq!(s["events_inserted"], 382, "{s}");
     let (_, s) = load(&pg.url, &root);
     assert_eq!(s["events_inserted"], 0, "{s}");
@@ -337,8 +347,9 @@ fn killed_at_any_moment_and_run_again_gives_exactly_the_right_rows() {
     let db_path = dir.path().join("k.db");
     let db = format!("sqlite://{}", db_path.display());
     for delay_ms in [150, 400] {
+        // Parallel workers, killed mid-flight: still whole files or nothing.
         let mut child = Command::new(env!("CARGO_BIN_EXE_capture-loader"))
-            .args(["load", root.to_str().unwrap()])
+            .args(["load", "--jobs", "3", root.to_str().unwrap()])
             .env("DATABASE_URL", &db)
             .stderr(std::process::Stdio::null())
             .spawn()

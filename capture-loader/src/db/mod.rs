@@ -110,7 +110,7 @@ pub struct Status {
 }
 
 /// A database the loader writes to.
-pub trait Store {
+pub trait Store: Send {
     fn known_file(&mut self, source: &str) -> anyhow::Result<Option<KnownFile>>;
     /// Write the file's events and its `capture_files` row in one transaction.
     fn load_file(&mut self, file: &FileRecord, events: &[EventRow]) -> anyhow::Result<Loaded>;
