@@ -124,7 +124,10 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let tick_every = args.commit_interval.min(Duration::from_millis(250));
     let mut tick = tokio::time::interval(tick_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Idle time is measured at ticks (no clock read per event): the tick notices that the
+    // count moved.
     let mut last_event = Instant::now();
+    let mut consumed_at_last_tick = 0;
     let mut last_commit = Instant::now();
     let started = Instant::now();
     let stop = loop {
@@ -134,6 +137,10 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
         tokio::select! {
             _ = cancel.cancelled() => break Stop::Signal,
             _ = tick.tick() => {
+                if counts.consumed != consumed_at_last_tick {
+                    consumed_at_last_tick = counts.consumed;
+                    last_event = Instant::now();
+                }
                 if args.idle_timeout.is_some_and(|idle| last_event.elapsed() >= idle) {
                     break Stop::Idle;
                 }
@@ -151,7 +158,6 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
                         continue;
                     }
                 };
-                last_event = Instant::now();
                 counts.consumed += 1;
                 if let Sink::Capture(capture) = &sink {
                     // Capture keeps bodies as they are: nothing to decode. The position
