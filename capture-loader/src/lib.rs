@@ -6,6 +6,7 @@
 //! [`eventhubs_kafka::encoding::Decoder`] the consumer uses, and hands each file's rows to a
 //! [`db::Store`], which writes them and the file's record in one transaction.
 
+pub mod blob;
 pub mod db;
 pub mod load;
 

@@ -9,17 +9,18 @@
 use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use eventhubs_kafka::capture::path::{CaptureLocation, NameFormat};
 use eventhubs_kafka::capture::{CaptureEvent, read_capture};
 use eventhubs_kafka::encoding::Decoder;
 use serde::Serialize;
 
+use crate::blob::{BlobObject, BlobSource};
 use crate::db::{EventRow, FileRecord, FileStatus, Store};
 
 /// Where files come from and how to read their paths.
@@ -64,9 +65,20 @@ impl Summary {
     }
 }
 
+/// Where a candidate's bytes are.
+enum Origin {
+    Local(PathBuf),
+    Blob {
+        source: Arc<BlobSource>,
+        object: BlobObject,
+    },
+}
+
 /// A candidate file with what its path says.
 struct Candidate {
-    path: PathBuf,
+    origin: Origin,
+    /// Its name in `capture_files`: the file path or the blob URL.
+    name: String,
     location: Option<CaptureLocation>,
 }
 
@@ -82,29 +94,49 @@ pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
         .ok_or_else(|| format!("`{text}` is neither an RFC 3339 time nor a YYYY-MM-DD date"))
 }
 
-fn discover(options: &LoadOptions) -> anyhow::Result<(Vec<Candidate>, u64)> {
+fn discover(
+    options: &LoadOptions,
+    runtime: &tokio::runtime::Handle,
+) -> anyhow::Result<(Vec<Candidate>, u64)> {
     let overridden =
         options.namespace.is_some() && options.event_hub.is_some() && options.partition.is_some();
-    let mut files = Vec::new();
-    let mut ignored = 0;
+    // (origin, name, path to read the layout from)
+    let mut found: Vec<(Origin, String, String)> = Vec::new();
     for source in &options.sources {
         if source.contains("://") {
-            bail!(
-                "`{source}`: only local files and folders can be loaded in this version; Blob Storage and ADLS sources are not implemented yet (copy the container locally, e.g. with azcopy, meanwhile)"
-            );
+            let blob = Arc::new(BlobSource::parse(source, |k| std::env::var(k).ok())?);
+            for object in runtime.block_on(blob.list())? {
+                let name = blob.url(&object.path);
+                let path = object.path.to_string();
+                found.push((
+                    Origin::Blob {
+                        source: blob.clone(),
+                        object,
+                    },
+                    name,
+                    path,
+                ));
+            }
+            continue;
         }
         let path = PathBuf::from(source);
         let meta = std::fs::metadata(&path).with_context(|| format!("cannot read `{source}`"))?;
+        let mut files = Vec::new();
         if meta.is_dir() {
             walk(&path, &mut files)?;
         } else {
             files.push(path);
         }
+        for f in files {
+            let name = f.to_string_lossy().into_owned();
+            found.push((Origin::Local(f), name.clone(), name));
+        }
     }
+    let mut ignored = 0;
     let mut candidates = Vec::new();
-    for path in files {
-        let location = options.name_format.locate(&path.to_string_lossy());
-        let is_avro = path.extension().is_some_and(|e| e == "avro");
+    for (origin, name, layout_path) in found {
+        let location = options.name_format.locate(&layout_path);
+        let is_avro = layout_path.ends_with(".avro");
         if location.is_none() && !is_avro && !overridden {
             ignored += 1;
             continue;
@@ -116,7 +148,11 @@ fn discover(options: &LoadOptions) -> anyhow::Result<(Vec<Candidate>, u64)> {
                 continue;
             }
         }
-        candidates.push(Candidate { path, location });
+        candidates.push(Candidate {
+            origin,
+            name,
+            location,
+        });
     }
     // Per partition, in window order; partitions one after another.
     candidates.sort_by(|a, b| {
@@ -130,7 +166,7 @@ fn discover(options: &LoadOptions) -> anyhow::Result<(Vec<Candidate>, u64)> {
                 )
             })
         };
-        key(a).cmp(&key(b)).then_with(|| a.path.cmp(&b.path))
+        key(a).cmp(&key(b)).then_with(|| a.name.cmp(&b.name))
     });
     Ok((candidates, ignored))
 }
@@ -169,7 +205,7 @@ pub fn load(
     jobs: usize,
 ) -> anyhow::Result<Summary> {
     let started = Instant::now();
-    let (candidates, ignored) = discover(options)?;
+    let (candidates, ignored) = discover(options, runtime)?;
     if ignored > 0 {
         tracing::info!(
             ignored,
@@ -275,19 +311,28 @@ fn load_one(
     summary: &mut Summary,
     runtime: &tokio::runtime::Handle,
 ) -> anyhow::Result<()> {
-    let source = candidate.path.to_string_lossy().into_owned();
-    let bytes = match std::fs::read(&candidate.path) {
+    let source = candidate.name.clone();
+    let read = match &candidate.origin {
+        Origin::Local(path) => std::fs::read(path).map_err(anyhow::Error::from),
+        Origin::Blob { source, object } => runtime.block_on(source.get(&object.path)),
+    };
+    let bytes = match read {
         Ok(b) => b,
         Err(e) => {
-            tracing::error!(file = %source, "cannot read: {e}");
+            tracing::error!(file = %source, "cannot read: {e:#}");
             summary.files_failed += 1;
             return Ok(());
         }
     };
+    // A blob's ETag says whether it changed; a local file gets a content fingerprint.
+    let etag = match &candidate.origin {
+        Origin::Blob { object, .. } => object.etag.as_ref().map(|e| format!("etag:{e}")),
+        Origin::Local(_) => None,
+    };
     let mut record = FileRecord {
         source: source.clone(),
         size: bytes.len() as i64,
-        etag: fingerprint(&bytes),
+        etag: etag.unwrap_or_else(|| fingerprint(&bytes)),
         namespace: None,
         event_hub: None,
         partition_id: None,

@@ -407,12 +407,3 @@ fn events_seen_in_two_files_are_counted_as_duplicates_not_inserted_twice() {
         "{s}"
     );
 }
-
-#[test]
-fn blob_urls_are_refused_with_an_explanation() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("x.db").display());
-    let out = loader(&db, &["load", "https://acct.blob.core.windows.net/capture"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
-}

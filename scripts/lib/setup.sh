@@ -89,3 +89,23 @@ ensure_postgres() {
     for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && return; sleep 1; done
     log "PostgreSQL is not reachable on 127.0.0.1:5432: the capture-loader's PostgreSQL test will fail in CI"
 }
+
+# Azurite, Microsoft's storage emulator (npm), for the capture-loader's Blob Storage tests;
+# installed under ~/.cache, where the tests look for it.
+AZURITE_VERSION=3.37.0
+ensure_azurite() {
+    local dir="${XDG_CACHE_HOME:-$HOME/.cache}/eventhubs-kafka/azurite"
+    if [ -x "$dir/node_modules/.bin/azurite-blob" ] \
+        && grep -q "\"version\": \"$AZURITE_VERSION\"" "$dir/node_modules/azurite/package.json" 2>/dev/null; then
+        return
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        log "installing Node.js and npm (Debian) for Azurite"
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
+    fi
+    log "installing azurite $AZURITE_VERSION (npm) into $dir"
+    mkdir -p "$dir"
+    (cd "$dir" && npm install --silent --no-audit --no-fund "azurite@$AZURITE_VERSION")
+}

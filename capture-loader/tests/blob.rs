@@ -1,0 +1,240 @@
+//! Loading from Azure Blob Storage, against Azurite (Microsoft's storage emulator, npm
+//! `azurite`), with the blobs uploaded by an independent client (Python azure-storage-blob).
+//! Without Azurite or the fixtures these tests say so and pass; in CI both are required.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+fn required(what: &str) -> bool {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{what} is missing (CI installs it)"
+    );
+    eprintln!("SKIPPED: {what} is missing");
+    false
+}
+
+fn fixtures() -> Option<PathBuf> {
+    let dir = std::env::var_os("EVENTHUBS_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
+    (dir.join("capture").is_dir() || required("../shared/fixtures")).then(|| dir.join("capture"))
+}
+
+fn azurite_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("AZURITE_BLOB_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+    let cached = home.join(".cache/eventhubs-kafka/azurite/node_modules/.bin/azurite-blob");
+    (cached.exists() || required("azurite (npm)")).then_some(cached)
+}
+
+struct Azurite {
+    child: Child,
+    connection_string: String,
+    endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Azurite {
+    fn start(bin: &PathBuf) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new(bin)
+            .args([
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                &port.to_string(),
+                "--silent",
+                "--skipApiVersionCheck",
+                "--location",
+            ])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start azurite-blob");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "azurite did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let endpoint = format!("http://127.0.0.1:{port}/devstoreaccount1");
+        Self {
+            child,
+            connection_string: format!(
+                "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={KEY};BlobEndpoint={endpoint};"
+            ),
+            endpoint,
+            _dir: dir,
+        }
+    }
+
+    /// Upload with Python azure-storage-blob: (blob name, local file).
+    fn upload(&self, container: &str, blobs: &[(String, PathBuf)]) {
+        let script = r#"
+import os, sys
+from azure.storage.blob import BlobServiceClient
+svc = BlobServiceClient.from_connection_string(os.environ["CS"])
+c = svc.get_container_client(sys.argv[1])
+if not c.exists():
+    c.create_container()
+args = sys.argv[2:]
+for name, path in zip(args[::2], args[1::2]):
+    with open(path, "rb") as f:
+        c.upload_blob(name, f, overwrite=True)
+"#;
+        let mut cmd = Command::new("python3");
+        cmd.args(["-c", script, container])
+            .env("CS", &self.connection_string);
+        for (name, path) in blobs {
+            cmd.arg(name).arg(path);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "upload failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn load(az: &Azurite, db: &str, source: &str) -> (Output, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_capture-loader"))
+        .args(["load", source, "--summary-json"])
+        .env("DATABASE_URL", db)
+        .env("AZURE_STORAGE_CONNECTION_STRING", &az.connection_string)
+        .output()
+        .unwrap();
+    let summary = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim())
+        .unwrap_or_else(|e| panic!("no summary ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    (out, summary)
+}
+
+#[test]
+fn capture_blobs_load_once_from_a_container_and_a_prefix() {
+    let (Some(fixtures), Some(bin)) = (fixtures(), azurite_bin()) else {
+        return;
+    };
+    let az = Azurite::start(&bin);
+    let names = [
+        "telemetry-380-events.avro",
+        "empty-window.avro",
+        "legacy-2016-schema.avro",
+        "partition-key-1-event.avro",
+    ];
+    let blobs: Vec<_> = names
+        .iter()
+        .enumerate()
+        .map(|(p, f)| {
+            (
+                format!("ns1/telemetry/{p}/2017/10/16/18/18/00.avro"),
+                fixtures.join(f),
+            )
+        })
+        .collect();
+    az.upload("capture", &blobs);
+    let dir = tempfile::tempdir().unwrap();
+
+    // A prefix: only partition 0.
+    let db = format!("sqlite://{}", dir.path().join("p.db").display());
+    let (out, s) = load(&az, &db, "az://capture/ns1/telemetry/0/");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        (s["files_loaded"].as_u64(), s["events_inserted"].as_u64()),
+        (Some(1), Some(380)),
+        "{s}"
+    );
+
+    // The whole container, by its path-style URL; twice.
+    let db = format!("sqlite://{}", dir.path().join("c.db").display());
+    let url = format!("{}/capture", az.endpoint);
+    let (_, s) = load(&az, &db, &url);
+    assert_eq!(
+        (s["events_inserted"].as_u64(), s["files_empty"].as_u64()),
+        (Some(382), Some(1)),
+        "{s}"
+    );
+    let (_, s) = load(&az, &db, &url);
+    assert_eq!(
+        (s["events_inserted"].as_u64(), s["files_skipped"].as_u64()),
+        (Some(0), Some(4)),
+        "{s}"
+    );
+
+    // A blob replaced after loading (new ETag): reported, not loaded again.
+    az.upload(
+        "capture",
+        &[(
+            blobs[2].0.clone(),
+            fixtures.join("partition-key-1-event.avro"),
+        )],
+    );
+    let (out, s) = load(&az, &db, &url);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        (s["files_changed"].as_u64(), s["events_inserted"].as_u64()),
+        (Some(1), Some(0)),
+        "{s}"
+    );
+
+    // Blobs are named by URL in capture_files.
+    let status = Command::new(env!("CARGO_BIN_EXE_capture-loader"))
+        .args(["status", "--json"])
+        .env("DATABASE_URL", &db)
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["partitions"][0]["events"], 380);
+}
+
+#[test]
+fn a_missing_container_or_account_is_a_clear_error() {
+    let Some(bin) = azurite_bin() else { return };
+    let az = Azurite::start(&bin);
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("e.db").display());
+    let out = Command::new(env!("CARGO_BIN_EXE_capture-loader"))
+        .args(["load", "az://no-such-container"])
+        .env("DATABASE_URL", &db)
+        .env("AZURE_STORAGE_CONNECTION_STRING", &az.connection_string)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("listing"), "{err}");
+    assert!(!err.contains(KEY), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_capture-loader"))
+        .args(["load", "az://capture"])
+        .env("DATABASE_URL", &db)
+        .env_remove("AZURE_STORAGE_CONNECTION_STRING")
+        .env_remove("AZURE_STORAGE_ACCOUNT_NAME")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AZURE_STORAGE_ACCOUNT_NAME"));
+}
