@@ -33,15 +33,29 @@ pub struct Cli {
 pub enum Command {
     /// Load Capture files from files and folders (recursively)
     Load(LoadArgs),
+    /// Load new Capture files as they appear: poll the sources every --interval until
+    /// SIGINT/SIGTERM
+    Watch(WatchArgs),
     /// Per namespace/event hub/partition: files, events, last sequence number and enqueue
     /// time; failed files with their errors
     Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+
+    /// Time between polls
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
 }
 
 impl Cli {
     pub fn log(&self) -> &LogArgs {
         match &self.command {
             Command::Load(a) => &a.db.log,
+            Command::Watch(a) => &a.load.db.log,
             Command::Status(a) => &a.db.log,
         }
     }
@@ -120,36 +134,61 @@ pub struct StatusArgs {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Load(args) => run_load(args).await,
+        Command::Watch(args) => run_watch(args).await,
         Command::Status(args) => tokio::task::spawn_blocking(move || run_status(args)).await?,
     }
 }
 
-async fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
-    let name_format = NameFormat::parse(&args.name_format)?;
-    let registry = match args.registry.settings() {
-        Some(r) => Some(r.decoder()?),
-        None => None,
-    };
-    let decoder = Decoder::new(SchemaSet::embedded()?, registry);
-    let options = load::LoadOptions {
-        sources: args.sources,
-        name_format,
-        namespace: args.namespace,
-        event_hub: args.event_hub,
-        partition: args.partition,
-        since: args.since,
-        until: args.until,
-    };
-    let db = args.db.db.clone();
-    let runtime = tokio::runtime::Handle::current();
-    // The database clients are synchronous: run the load on a blocking thread.
-    let jobs = usize::from(args.jobs);
-    let summary = tokio::task::spawn_blocking(move || {
-        load::load(db.expose(), &decoder, &options, &runtime, jobs)
-    })
-    .await??;
-    if args.summary_json {
-        println!("{}", serde_json::to_string(&summary)?);
+/// A load, ready to run as often as needed.
+struct Loader {
+    db: Secret,
+    decoder: Decoder,
+    options: std::sync::Arc<load::LoadOptions>,
+    jobs: usize,
+}
+
+impl Loader {
+    fn new(args: LoadArgs) -> anyhow::Result<Self> {
+        let name_format = NameFormat::parse(&args.name_format)?;
+        let registry = match args.registry.settings() {
+            Some(r) => Some(r.decoder()?),
+            None => None,
+        };
+        Ok(Self {
+            db: args.db.db,
+            decoder: Decoder::new(SchemaSet::embedded()?, registry),
+            options: std::sync::Arc::new(load::LoadOptions {
+                sources: args.sources,
+                name_format,
+                namespace: args.namespace,
+                event_hub: args.event_hub,
+                partition: args.partition,
+                since: args.since,
+                until: args.until,
+            }),
+            jobs: usize::from(args.jobs),
+        })
+    }
+
+    /// One pass over the sources, on a blocking thread (the database clients are synchronous).
+    async fn run(&self) -> anyhow::Result<load::Summary> {
+        let (db, decoder, options, jobs) = (
+            self.db.clone(),
+            self.decoder.clone(),
+            self.options.clone(),
+            self.jobs,
+        );
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            load::load(db.expose(), &decoder, &options, &runtime, jobs)
+        })
+        .await?
+    }
+}
+
+fn print_summary(summary: &load::Summary, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(summary)?);
     } else {
         eprintln!(
             "capture-loader: {} files loaded, {} empty, {} already loaded, {} changed, {} failed; {} events inserted, {} duplicates, {} bodies kept as bytes only; {:.2} s ({:.0} events/s)",
@@ -165,11 +204,47 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
             summary.events_per_sec
         );
     }
+    Ok(())
+}
+
+async fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
+    let json = args.summary_json;
+    let summary = Loader::new(args)?.run().await?;
+    print_summary(&summary, json)?;
     Ok(if summary.ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+async fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    let json = args.load.summary_json;
+    let loader = Loader::new(args.load)?;
+    let cancel = eventhubs_kafka::shutdown::on_signal();
+    // The first pass must work (a wrong location or database is not worth polling); later
+    // failures (a storage outage) are logged and retried at the next interval.
+    let mut first = true;
+    loop {
+        match loader.run().await {
+            Ok(summary) => {
+                let news = summary.files_loaded
+                    + summary.files_empty
+                    + summary.files_failed
+                    + summary.files_changed;
+                if first || news > 0 {
+                    print_summary(&summary, json)?;
+                }
+            }
+            Err(e) if first => return Err(e),
+            Err(e) => tracing::error!("poll failed, retrying in {:?}: {e:#}", args.interval),
+        }
+        first = false;
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(ExitCode::SUCCESS),
+            _ = tokio::time::sleep(args.interval) => {}
+        }
+    }
 }
 
 fn run_status(args: StatusArgs) -> anyhow::Result<ExitCode> {

@@ -407,3 +407,65 @@ fn events_seen_in_two_files_are_counted_as_duplicates_not_inserted_twice() {
         "{s}"
     );
 }
+
+#[test]
+fn watch_loads_files_as_they_appear_and_stops_on_sigterm() {
+    if fixtures().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("capture");
+    std::fs::create_dir_all(&root).unwrap();
+    let db_path = dir.path().join("w.db");
+    let child = Command::new(env!("CARGO_BIN_EXE_capture-loader"))
+        .args([
+            "watch",
+            "--interval",
+            "200ms",
+            "--summary-json",
+            root.to_str().unwrap(),
+        ])
+        .env("DATABASE_URL", format!("sqlite://{}", db_path.display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // Files arrive while it watches.
+    capture_tree(&root);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = if db_path.exists() {
+            sqlite(&db_path, "SELECT count(*) FROM capture_events")
+        } else {
+            String::new()
+        };
+        if rows == "382" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "watch never loaded the new files ({rows})"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let summaries: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let inserted: u64 = summaries
+        .iter()
+        .map(|s| s["events_inserted"].as_u64().unwrap())
+        .sum();
+    assert_eq!(inserted, 382, "{summaries:?}");
+}
