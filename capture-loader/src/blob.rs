@@ -172,14 +172,25 @@ impl BlobSource {
         })
     }
 
-    /// Every blob under the prefix.
+    /// Every blob under the prefix; when the prefix names one blob, that blob.
     pub async fn list(&self) -> anyhow::Result<Vec<BlobObject>> {
-        let metas: Vec<_> = self
-            .store
-            .list(self.prefix.as_ref())
-            .try_collect()
-            .await
-            .map_err(|e| anyhow::anyhow!("listing {}: {e}", self.base))?;
+        let list = |prefix: Option<ObjectPath>| async move {
+            self.store
+                .list(prefix.as_ref())
+                .try_collect::<Vec<_>>()
+                .await
+                .map_err(|e| anyhow::anyhow!("listing {}: {e}", self.base))
+        };
+        let mut metas = list(self.prefix.clone()).await?;
+        // object_store lists a prefix as a folder: a blob's own name lists nothing.
+        if metas.is_empty()
+            && let Some(prefix) = &self.prefix
+        {
+            let name = prefix.to_string();
+            let parent = name.rsplit_once('/').map(|(p, _)| ObjectPath::from(p));
+            metas = list(parent).await?;
+            metas.retain(|m| m.location == *prefix);
+        }
         Ok(metas
             .into_iter()
             .map(|m| BlobObject {
@@ -201,6 +212,11 @@ impl BlobSource {
             .await
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", self.url(path)))?
             .to_vec())
+    }
+
+    /// The prefix listed (for a single blob's URL: that blob's name).
+    pub fn prefix(&self) -> Option<&ObjectPath> {
+        self.prefix.as_ref()
     }
 
     /// The blob's URL: its name in `capture_files`.

@@ -9,6 +9,7 @@
 pub mod blob;
 pub mod db;
 pub mod load;
+pub mod serve;
 
 use std::process::ExitCode;
 
@@ -36,9 +37,33 @@ pub enum Command {
     /// Load new Capture files as they appear: poll the sources every --interval until
     /// SIGINT/SIGTERM
     Watch(WatchArgs),
+    /// The Event Grid webhook: load each Capture file as Event Grid announces it (the key
+    /// comes from CAPTURE_LOADER_WEBHOOK_KEY)
+    Serve(ServeArgs),
     /// Per namespace/event hub/partition: files, events, last sequence number and enqueue
     /// time; failed files with their errors
     Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+
+    #[command(flatten)]
+    pub db: DbArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    /// Archive name format of the captured files (all nine tokens, any order)
+    #[arg(long, default_value = DEFAULT_FORMAT)]
+    pub name_format: String,
+
+    /// Largest request body accepted
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +81,7 @@ impl Cli {
         match &self.command {
             Command::Load(a) => &a.db.log,
             Command::Watch(a) => &a.load.db.log,
+            Command::Serve(a) => &a.db.log,
             Command::Status(a) => &a.db.log,
         }
     }
@@ -135,12 +161,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Load(args) => run_load(args).await,
         Command::Watch(args) => run_watch(args).await,
+        Command::Serve(args) => run_serve(args).await,
         Command::Status(args) => tokio::task::spawn_blocking(move || run_status(args)).await?,
     }
 }
 
 /// A load, ready to run as often as needed.
-struct Loader {
+pub struct Loader {
     db: Secret,
     decoder: Decoder,
     options: std::sync::Arc<load::LoadOptions>,
@@ -172,12 +199,29 @@ impl Loader {
 
     /// One pass over the sources, on a blocking thread (the database clients are synchronous).
     async fn run(&self) -> anyhow::Result<load::Summary> {
-        let (db, decoder, options, jobs) = (
-            self.db.clone(),
-            self.decoder.clone(),
-            self.options.clone(),
-            self.jobs,
-        );
+        self.run_with(self.options.clone()).await
+    }
+
+    /// One pass over other sources, with the same options.
+    pub async fn run_sources(&self, sources: Vec<String>) -> anyhow::Result<load::Summary> {
+        let options = load::LoadOptions {
+            sources,
+            ..(*self.options).clone()
+        };
+        self.run_with(std::sync::Arc::new(options)).await
+    }
+
+    /// What the database knows of one source.
+    pub async fn known_file(&self, source: &str) -> anyhow::Result<Option<db::KnownFile>> {
+        let (db, source) = (self.db.clone(), source.to_string());
+        tokio::task::spawn_blocking(move || db::open(db.expose())?.known_file(&source)).await?
+    }
+
+    async fn run_with(
+        &self,
+        options: std::sync::Arc<load::LoadOptions>,
+    ) -> anyhow::Result<load::Summary> {
+        let (db, decoder, jobs) = (self.db.clone(), self.decoder.clone(), self.jobs);
         let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             load::load(db.expose(), &decoder, &options, &runtime, jobs)
@@ -245,6 +289,41 @@ async fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
             _ = tokio::time::sleep(args.interval) => {}
         }
     }
+}
+
+async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let key = std::env::var("CAPTURE_LOADER_WEBHOOK_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .context(
+            "set CAPTURE_LOADER_WEBHOOK_KEY: the webhook refuses to run without a shared secret",
+        )?;
+    let loader = Loader::new(LoadArgs {
+        sources: Vec::new(),
+        db: args.db,
+        registry: args.registry,
+        name_format: args.name_format,
+        namespace: None,
+        event_hub: None,
+        partition: None,
+        since: None,
+        until: None,
+        summary_json: false,
+        jobs: 1,
+    })?;
+    // Migrate (and check the database) before accepting notifications.
+    loader.known_file("").await?;
+    serve::serve(
+        args.listen,
+        serve::Webhook {
+            loader,
+            key: Secret::new(key),
+            max_body_bytes: args.max_body_bytes,
+            lock: tokio::sync::Mutex::new(()),
+        },
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_status(args: StatusArgs) -> anyhow::Result<ExitCode> {

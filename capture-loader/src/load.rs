@@ -24,6 +24,7 @@ use crate::blob::{BlobObject, BlobSource};
 use crate::db::{EventRow, FileRecord, FileStatus, Store};
 
 /// Where files come from and how to read their paths.
+#[derive(Clone)]
 pub struct LoadOptions {
     pub sources: Vec<String>,
     pub name_format: NameFormat,

@@ -2,122 +2,12 @@
 //! `azurite`), with the blobs uploaded by an independent client (Python azure-storage-blob).
 //! Without Azurite or the fixtures these tests say so and pass; in CI both are required.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::process::{Command, Output};
+
+use common::{Azurite, KEY, azurite_bin, fixtures};
 use serde_json::Value;
-
-const KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-
-fn required(what: &str) -> bool {
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{what} is missing (CI installs it)"
-    );
-    eprintln!("SKIPPED: {what} is missing");
-    false
-}
-
-fn fixtures() -> Option<PathBuf> {
-    let dir = std::env::var_os("EVENTHUBS_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
-    (dir.join("capture").is_dir() || required("../shared/fixtures")).then(|| dir.join("capture"))
-}
-
-fn azurite_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("AZURITE_BLOB_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
-    let cached = home.join(".cache/eventhubs-kafka/azurite/node_modules/.bin/azurite-blob");
-    (cached.exists() || required("azurite (npm)")).then_some(cached)
-}
-
-struct Azurite {
-    child: Child,
-    connection_string: String,
-    endpoint: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Azurite {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Azurite {
-    fn start(bin: &PathBuf) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(bin)
-            .args([
-                "--blobHost",
-                "127.0.0.1",
-                "--blobPort",
-                &port.to_string(),
-                "--silent",
-                "--skipApiVersionCheck",
-                "--location",
-            ])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start azurite-blob");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "azurite did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let endpoint = format!("http://127.0.0.1:{port}/devstoreaccount1");
-        Self {
-            child,
-            connection_string: format!(
-                "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={KEY};BlobEndpoint={endpoint};"
-            ),
-            endpoint,
-            _dir: dir,
-        }
-    }
-
-    /// Upload with Python azure-storage-blob: (blob name, local file).
-    fn upload(&self, container: &str, blobs: &[(String, PathBuf)]) {
-        let script = r#"
-import os, sys
-from azure.storage.blob import BlobServiceClient
-svc = BlobServiceClient.from_connection_string(os.environ["CS"])
-c = svc.get_container_client(sys.argv[1])
-if not c.exists():
-    c.create_container()
-args = sys.argv[2:]
-for name, path in zip(args[::2], args[1::2]):
-    with open(path, "rb") as f:
-        c.upload_blob(name, f, overwrite=True)
-"#;
-        let mut cmd = Command::new("python3");
-        cmd.args(["-c", script, container])
-            .env("CS", &self.connection_string);
-        for (name, path) in blobs {
-            cmd.arg(name).arg(path);
-        }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "upload failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
 
 fn load(az: &Azurite, db: &str, source: &str) -> (Output, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_capture-loader"))

@@ -76,6 +76,10 @@ pub struct KnownFile {
     pub size: i64,
     pub etag: String,
     pub status: FileStatus,
+    pub event_count: i64,
+    pub first_sequence_number: Option<i64>,
+    pub last_sequence_number: Option<i64>,
+    pub error: Option<String>,
 }
 
 /// Result of loading one file.

@@ -162,13 +162,17 @@ fn upsert_file(
 impl Store for PostgresStore {
     fn known_file(&mut self, source: &str) -> anyhow::Result<Option<KnownFile>> {
         let row = self.client.query_opt(
-            "SELECT size_bytes, etag, status FROM capture_files WHERE source = $1",
+            "SELECT size_bytes, etag, status, event_count, first_sequence_number, last_sequence_number, error FROM capture_files WHERE source = $1",
             &[&source],
         )?;
         Ok(row.map(|r| KnownFile {
             size: r.get(0),
             etag: r.get(1),
             status: FileStatus::parse(r.get(2)),
+            event_count: r.get(3),
+            first_sequence_number: r.get(4),
+            last_sequence_number: r.get(5),
+            error: r.get(6),
         }))
     }
 

@@ -144,13 +144,17 @@ impl Store for SqliteStore {
         Ok(self
             .conn
             .query_row(
-                "SELECT size_bytes, etag, status FROM capture_files WHERE source = ?1",
+                "SELECT size_bytes, etag, status, event_count, first_sequence_number, last_sequence_number, error FROM capture_files WHERE source = ?1",
                 [source],
                 |r| {
                     Ok(KnownFile {
                         size: r.get(0)?,
                         etag: r.get(1)?,
                         status: FileStatus::parse(&r.get::<_, String>(2)?),
+                        event_count: r.get(3)?,
+                        first_sequence_number: r.get(4)?,
+                        last_sequence_number: r.get(5)?,
+                        error: r.get(6)?,
                     })
                 },
             )

@@ -1,0 +1,206 @@
+//! `capture-loader serve`: the Event Grid webhook that replaces the Function App.
+//!
+//! Accepts the Event Grid schema and CloudEvents 1.0 (a single event or a batch), answers the
+//! SubscriptionValidation handshake and CloudEvents' OPTIONS handshake, and for each
+//! `Microsoft.EventHub.CaptureFileCreated` loads `data.fileUrl`, then checks the loaded file
+//! against `eventCount` and the first/last sequence numbers. It answers 200 only once every
+//! file of the request is committed, so Event Grid retries a failure; redelivered or
+//! reordered notifications are harmless (a loaded file is skipped). A shared secret is
+//! required (header `x-capture-loader-key`, or query parameter `code`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use eventhubs_kafka::secret::Secret;
+use serde_json::{Value, json};
+
+use crate::Loader;
+
+pub const KEY_HEADER: &str = "x-capture-loader-key";
+
+pub struct Webhook {
+    pub loader: Loader,
+    pub key: Secret,
+    pub max_body_bytes: usize,
+    /// One load at a time: notifications are small and a file's load is one transaction.
+    pub lock: tokio::sync::Mutex<()>,
+}
+
+pub async fn serve(listen: SocketAddr, webhook: Webhook) -> anyhow::Result<()> {
+    let state = Arc::new(webhook);
+    let app = Router::new().fallback(handle).with_state(state);
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!(address = %listener.local_addr()?, "serving the Event Grid webhook");
+    let cancel = eventhubs_kafka::shutdown::on_signal();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await?;
+    Ok(())
+}
+
+fn reply(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    reply(status, json!({ "error": message }))
+}
+
+fn authorized(state: &Webhook, headers: &HeaderMap, uri: &Uri) -> bool {
+    let expected = state.key.expose().as_bytes();
+    let from_header = headers.get(KEY_HEADER).map(|v| v.as_bytes());
+    let from_query = uri.query().and_then(|q| {
+        q.split('&')
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| *k == "code")
+            .map(|(_, v)| v.as_bytes())
+    });
+    [from_header, from_query]
+        .into_iter()
+        .flatten()
+        .any(|given| constant_time_eq(given, expected))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn handle(
+    State(state): State<Arc<Webhook>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if method == Method::OPTIONS {
+        // CloudEvents webhook validation: allow the origin that asks.
+        let origin = headers
+            .get("webhook-request-origin")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("*")
+            .to_string();
+        return (
+            StatusCode::OK,
+            [
+                ("webhook-allowed-origin", origin),
+                ("allow", "POST".to_string()),
+            ],
+        )
+            .into_response();
+    }
+    if method != Method::POST {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST Event Grid events here",
+        );
+    }
+    if !authorized(&state, &headers, &uri) {
+        return error(StatusCode::UNAUTHORIZED, "missing or wrong webhook key");
+    }
+    let bytes = match to_bytes(body, state.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+    };
+    let parsed: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("malformed JSON: {e}")),
+    };
+    let events = match parsed {
+        Value::Array(items) => items,
+        object @ Value::Object(_) => vec![object],
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "expected an event or an array of events",
+            );
+        }
+    };
+    let kind = |e: &Value| {
+        e.get("eventType")
+            .or_else(|| e.get("type"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    if let Some(validation) = events
+        .iter()
+        .find(|e| kind(e) == "Microsoft.EventGrid.SubscriptionValidationEvent")
+    {
+        return match validation["data"]["validationCode"].as_str() {
+            Some(code) => {
+                tracing::info!("Event Grid subscription validated");
+                reply(StatusCode::OK, json!({ "validationResponse": code }))
+            }
+            None => error(
+                StatusCode::BAD_REQUEST,
+                "validation event without data.validationCode",
+            ),
+        };
+    }
+    let mut loaded = Vec::new();
+    for event in events
+        .iter()
+        .filter(|e| kind(e) == "Microsoft.EventHub.CaptureFileCreated")
+    {
+        let data = &event["data"];
+        let Some(url) = data["fileUrl"].as_str() else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "CaptureFileCreated without data.fileUrl",
+            );
+        };
+        match load_file(&state, url, data).await {
+            Ok(()) => loaded.push(url.to_string()),
+            Err(e) => {
+                tracing::error!(file = url, "not loaded: {e:#}");
+                // Event Grid retries, then dead-letters: nothing is lost silently.
+                return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{url}: {e:#}"));
+            }
+        }
+    }
+    reply(StatusCode::OK, json!({ "loaded": loaded }))
+}
+
+/// Load one notified file and check it against the notification.
+async fn load_file(state: &Webhook, url: &str, data: &Value) -> anyhow::Result<()> {
+    let _guard = state.lock.lock().await;
+    let summary = state.loader.run_sources(vec![url.to_string()]).await?;
+    if summary.files_failed > 0 || summary.files_changed > 0 {
+        anyhow::bail!("the file failed to load or changed since it was loaded (see the log)");
+    }
+    let known = state
+        .loader
+        .known_file(url)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the notified file was not found at its URL"))?;
+    let mut mismatches = Vec::new();
+    let mut check = |field: &str, actual: Option<i64>| {
+        if let Some(expected) = data[field].as_i64()
+            && Some(expected) != actual
+        {
+            mismatches.push(format!(
+                "{field} {expected} notified, {actual:?} in the file"
+            ));
+        }
+    };
+    check("eventCount", Some(known.event_count));
+    check("firstSequenceNumber", known.first_sequence_number);
+    check("lastSequenceNumber", known.last_sequence_number);
+    if !mismatches.is_empty() {
+        anyhow::bail!(
+            "the file does not match its notification: {}",
+            mismatches.join("; ")
+        );
+    }
+    Ok(())
+}
