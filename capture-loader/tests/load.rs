@@ -469,3 +469,55 @@ fn watch_loads_files_as_they_appear_and_stops_on_sigterm() {
         .sum();
     assert_eq!(inserted, 382, "{summaries:?}");
 }
+
+#[test]
+fn since_and_until_select_files_by_the_time_in_their_path() {
+    if fixtures().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("capture");
+    // Windows at 18:17, 18:18 and 18:19 of the same day, in three partitions.
+    place(&root, "legacy-2016-schema.avro", 0, 17);
+    place(&root, "partition-key-1-event.avro", 1, 18);
+    place(&root, "telemetry-380-events.avro", 2, 19);
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let out = loader(
+        &db,
+        &[
+            "load",
+            root.to_str().unwrap(),
+            "--summary-json",
+            "--since",
+            "2017-10-16T18:18:00Z",
+            "--until",
+            "2017-10-16T18:19:00Z",
+        ],
+    );
+    let s = summary(&out);
+    assert_eq!(
+        (s["files_loaded"].as_u64(), s["events_inserted"].as_u64()),
+        (Some(1), Some(1)),
+        "{s}"
+    );
+    let out = loader(
+        &db,
+        &[
+            "load",
+            root.to_str().unwrap(),
+            "--summary-json",
+            "--since",
+            "2017-10-17",
+        ],
+    );
+    assert_eq!(summary(&out)["events_inserted"], 0);
+    let out = loader(
+        &db,
+        &["load", root.to_str().unwrap(), "--since", "yesterday"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("neither an RFC 3339 time nor a YYYY-MM-DD date")
+    );
+}
