@@ -5,27 +5,14 @@
 //! pass), an error in CI. PostgreSQL: `LOADER_TEST_POSTGRES` (default
 //! postgres://postgres@127.0.0.1:5432/test); a fresh database per test.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::fixtures;
 use serde_json::Value;
-
-fn fixtures() -> Option<PathBuf> {
-    let dir = std::env::var_os("EVENTHUBS_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
-    if dir.join("capture").is_dir() {
-        return Some(dir.join("capture"));
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "the shared fixtures are missing at {} (CI must have ../shared beside the checkout)",
-        dir.display()
-    );
-    eprintln!("SKIPPED: no fixtures at {}", dir.display());
-    None
-}
 
 /// Copy a fixture to `{ns}/{hub}/{partition}/yyyy/MM/dd/HH/mm/ss.avro` under `root`.
 fn place(root: &Path, fixture: &str, partition: u32, minute: u32) -> PathBuf {
