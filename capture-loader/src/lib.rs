@@ -52,14 +52,7 @@ pub struct ServeArgs {
     pub listen: std::net::SocketAddr,
 
     #[command(flatten)]
-    pub db: DbArgs,
-
-    #[command(flatten)]
-    pub registry: RegistryArgs,
-
-    /// Archive name format of the captured files (all nine tokens, any order)
-    #[arg(long, default_value = DEFAULT_FORMAT)]
-    pub name_format: String,
+    pub loader: LoaderArgs,
 
     /// Largest request body accepted
     #[arg(long, default_value_t = 1 << 20)]
@@ -79,9 +72,9 @@ pub struct WatchArgs {
 impl Cli {
     pub fn log(&self) -> &LogArgs {
         match &self.command {
-            Command::Load(a) => &a.db.log,
-            Command::Watch(a) => &a.load.db.log,
-            Command::Serve(a) => &a.db.log,
+            Command::Load(a) => &a.loader.db.log,
+            Command::Watch(a) => &a.load.loader.db.log,
+            Command::Serve(a) => &a.loader.db.log,
             Command::Status(a) => &a.db.log,
         }
     }
@@ -102,12 +95,10 @@ pub struct DbArgs {
     pub log: LogArgs,
 }
 
+/// What every loading command needs: the database, the registry for Confluent Avro
+/// bodies, and how files are laid out.
 #[derive(Debug, Args)]
-pub struct LoadArgs {
-    /// Capture files and folders
-    #[arg(required = true, value_name = "SOURCE")]
-    pub sources: Vec<String>,
-
+pub struct LoaderArgs {
     #[command(flatten)]
     pub db: DbArgs,
 
@@ -117,6 +108,16 @@ pub struct LoadArgs {
     /// Archive name format the files are laid out by (all nine tokens, any order)
     #[arg(long, default_value = DEFAULT_FORMAT)]
     pub name_format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Capture files and folders
+    #[arg(required = true, value_name = "SOURCE")]
+    pub sources: Vec<String>,
+
+    #[command(flatten)]
+    pub loader: LoaderArgs,
 
     /// Namespace for every file, instead of the one in its path
     #[arg(long)]
@@ -176,7 +177,29 @@ pub struct Loader {
 
 impl Loader {
     fn new(args: LoadArgs) -> anyhow::Result<Self> {
-        let name_format = NameFormat::parse(&args.name_format)?;
+        let jobs = usize::from(args.jobs);
+        Self::with_options(args.loader, jobs, |o| {
+            o.sources = args.sources;
+            o.namespace = args.namespace;
+            o.event_hub = args.event_hub;
+            o.partition = args.partition;
+            o.since = args.since;
+            o.until = args.until;
+        })
+    }
+
+    /// A loader with no sources of its own: each call names its files (the webhook).
+    fn without_sources(args: LoaderArgs) -> anyhow::Result<Self> {
+        Self::with_options(args, 1, |_| {})
+    }
+
+    fn with_options(
+        args: LoaderArgs,
+        jobs: usize,
+        customize: impl FnOnce(&mut load::LoadOptions),
+    ) -> anyhow::Result<Self> {
+        let mut options = load::LoadOptions::new(NameFormat::parse(&args.name_format)?);
+        customize(&mut options);
         let registry = match args.registry.settings() {
             Some(r) => Some(r.decoder()?),
             None => None,
@@ -184,16 +207,8 @@ impl Loader {
         Ok(Self {
             db: args.db.db,
             decoder: Decoder::new(SchemaSet::embedded()?, registry),
-            options: std::sync::Arc::new(load::LoadOptions {
-                sources: args.sources,
-                name_format,
-                namespace: args.namespace,
-                event_hub: args.event_hub,
-                partition: args.partition,
-                since: args.since,
-                until: args.until,
-            }),
-            jobs: usize::from(args.jobs),
+            options: std::sync::Arc::new(options),
+            jobs,
         })
     }
 
@@ -298,19 +313,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context(
             "set CAPTURE_LOADER_WEBHOOK_KEY: the webhook refuses to run without a shared secret",
         )?;
-    let loader = Loader::new(LoadArgs {
-        sources: Vec::new(),
-        db: args.db,
-        registry: args.registry,
-        name_format: args.name_format,
-        namespace: None,
-        event_hub: None,
-        partition: None,
-        since: None,
-        until: None,
-        summary_json: false,
-        jobs: 1,
-    })?;
+    let loader = Loader::without_sources(args.loader)?;
     // Migrate (and check the database) before accepting notifications.
     loader.known_file("").await?;
     serve::serve(

@@ -35,6 +35,21 @@ pub struct LoadOptions {
     pub until: Option<DateTime<Utc>>,
 }
 
+impl LoadOptions {
+    /// No sources and no filters yet.
+    pub fn new(name_format: NameFormat) -> Self {
+        Self {
+            sources: Vec::new(),
+            name_format,
+            namespace: None,
+            event_hub: None,
+            partition: None,
+            since: None,
+            until: None,
+        }
+    }
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct Summary {
     pub files_loaded: u64,

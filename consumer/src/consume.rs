@@ -84,9 +84,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
         group_id: group.clone(),
         from: args.from,
     });
-    for o in properties.overridden() {
-        tracing::warn!(key = %o.key, requested = %o.requested, applied = %o.applied, "-X {} overridden: {}", o.key, o.why);
-    }
+    properties.warn_overridden();
     let context = GroupContext {
         last_error: Default::default(),
         sink: sink.clone(),

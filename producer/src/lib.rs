@@ -233,9 +233,7 @@ fn produce(
     cancel: &CancellationToken,
 ) -> anyhow::Result<ExitCode> {
     let properties = settings.properties(&ClientKind::Producer);
-    for o in properties.overridden() {
-        tracing::warn!(key = %o.key, requested = %o.requested, applied = %o.applied, "-X {} overridden: {}", o.key, o.why);
-    }
+    properties.warn_overridden();
     let producer: ThreadedProducer<DeliveryContext> = properties
         .client_config()
         .create_with_context(DeliveryContext::new())

@@ -16,6 +16,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value as Json};
 
+use crate::encoding::avro_json::Reader;
+
 /// The record Capture writes.
 pub const RECORD_NAME: &str = "Microsoft.ServiceBus.Messaging.EventData";
 
@@ -94,40 +96,19 @@ fn codec_of(bytes: &[u8]) -> String {
 /// The metadata map of an Avro container header: `Obj\x01`, then blocks of
 /// (string key, bytes value) pairs ending with a zero count.
 fn header_metadata(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
-    struct Cursor<'a>(&'a [u8]);
-    impl Cursor<'_> {
-        fn long(&mut self) -> Option<i64> {
-            let mut value: u64 = 0;
-            for shift in (0..70).step_by(7) {
-                let (&byte, tail) = self.0.split_first()?;
-                self.0 = tail;
-                value |= u64::from(byte & 0x7f) << shift;
-                if byte & 0x80 == 0 {
-                    return Some((value >> 1) as i64 ^ -((value & 1) as i64));
-                }
-            }
-            None
-        }
-        fn bytes(&mut self) -> Option<Vec<u8>> {
-            let n = usize::try_from(self.long()?).ok()?;
-            let value = self.0.get(..n)?.to_vec();
-            self.0 = &self.0[n..];
-            Some(value)
-        }
-    }
-    let mut c = Cursor(bytes.strip_prefix(b"Obj\x01")?);
+    let mut r = Reader::new(bytes.strip_prefix(b"Obj\x01")?);
     let mut entries = Vec::new();
     loop {
-        let count = c.long()?;
+        let count = r.long().ok()?;
         if count == 0 {
             return Some(entries);
         }
         if count < 0 {
-            c.long()?;
+            r.long().ok()?; // the block's size in bytes
         }
         for _ in 0..count.unsigned_abs() {
-            let key = String::from_utf8(c.bytes()?).ok()?;
-            entries.push((key, c.bytes()?));
+            let key = r.str().ok()?.to_string();
+            entries.push((key, r.bytes().ok()?.to_vec()));
         }
     }
 }

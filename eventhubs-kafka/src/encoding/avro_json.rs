@@ -23,12 +23,17 @@ fn err(message: impl Into<String>) -> ReadError {
     ReadError(message.into())
 }
 
-struct Reader<'a> {
+/// Avro binary primitives over a byte slice (also used for container headers).
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, pos: 0 }
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], ReadError> {
         let end = self
             .pos
@@ -40,7 +45,7 @@ impl<'a> Reader<'a> {
         Ok(slice)
     }
 
-    fn long(&mut self) -> Result<i64, ReadError> {
+    pub(crate) fn long(&mut self) -> Result<i64, ReadError> {
         let mut value: u64 = 0;
         for shift in (0..70).step_by(7) {
             let byte = *self
@@ -64,12 +69,12 @@ impl<'a> Reader<'a> {
         usize::try_from(n).map_err(|_| err(format!("negative length {n}")))
     }
 
-    fn bytes(&mut self) -> Result<&'a [u8], ReadError> {
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], ReadError> {
         let n = self.len()?;
         self.take(n)
     }
 
-    fn str(&mut self) -> Result<&'a str, ReadError> {
+    pub(crate) fn str(&mut self) -> Result<&'a str, ReadError> {
         std::str::from_utf8(self.bytes()?).map_err(|_| err("a string that is not UTF-8"))
     }
 }
@@ -78,10 +83,7 @@ impl CompiledSchema {
     /// Decode one datum of this schema from `datum` and append it to `out` as JSON. The whole
     /// input must be one datum: bytes left over are an error.
     pub fn datum_to_json(&self, datum: &[u8], out: &mut Vec<u8>) -> Result<(), ReadError> {
-        let mut reader = Reader {
-            bytes: datum,
-            pos: 0,
-        };
+        let mut reader = Reader::new(datum);
         self.write_json(&self.schema, &mut reader, out)?;
         if reader.pos != datum.len() {
             return Err(err(format!(

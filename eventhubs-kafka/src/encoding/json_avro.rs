@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use apache_avro::Schema;
-use apache_avro::schema::{Name, ResolvedSchema, UuidSchema};
+use apache_avro::schema::{Name, ResolvedSchema};
 use apache_avro::types::Value;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -424,11 +424,6 @@ fn rfc3339(t: Option<DateTime<Utc>>, raw: i64, format: SecondsFormat) -> Json {
 
 fn float(f: f64) -> Json {
     serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number)
-}
-
-/// UUID logical type with a string base: the only form our schemas use.
-pub fn is_string_uuid(schema: &Schema) -> bool {
-    matches!(schema, Schema::Uuid(UuidSchema::String))
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ pub fn describe_topic(
                     return Err(PreflightError::Unreachable {
                         bootstrap: bootstrap.to_string(),
                         timeout,
-                        cause: cause.unwrap_or_else(|| describe(&e)),
+                        cause: cause.unwrap_or_else(|| e.to_string()),
                     });
                 }
                 if let Some(cause) = cause {
@@ -108,8 +108,4 @@ fn is_definite_failure(message: &str) -> bool {
     m.contains("authentication")
         || m.contains("certificate verify failed")
         || m.contains("ssl handshake failed")
-}
-
-fn describe(error: &KafkaError) -> String {
-    error.to_string()
 }

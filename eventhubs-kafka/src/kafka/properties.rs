@@ -130,6 +130,13 @@ impl Properties {
         out
     }
 
+    /// Warn about each passthrough that a required setting replaced.
+    pub fn warn_overridden(&self) {
+        for o in self.overridden() {
+            tracing::warn!(key = %o.key, requested = %o.requested, applied = %o.applied, "-X {} overridden: {}", o.key, o.why);
+        }
+    }
+
     /// The configuration handed to librdkafka. The only place secrets are exposed.
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
