@@ -60,9 +60,13 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
                 args.capture_namespace
                     .clone()
                     .unwrap_or_else(|| match &settings.endpoint {
-                        Endpoint::EventHubs(cs) => {
-                            cs.host().split('.').next().unwrap_or("local").to_string()
-                        }
+                        Endpoint::EventHubs(e) => e
+                            .connection
+                            .host()
+                            .split('.')
+                            .next()
+                            .unwrap_or("local")
+                            .to_string(),
                         Endpoint::Kafka(_) => "local".to_string(),
                     });
             if args.capture_window < Duration::from_secs(1) {

@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 
 use crate::connection_string::{ConnectionString, ConnectionStringError};
 use crate::kafka::config::{
-    ClientSettings, Endpoint, KafkaEndpoint, SaslMechanism, SecurityProtocol,
+    ClientSettings, Endpoint, EventHubsEndpoint, KafkaEndpoint, SaslMechanism, SecurityProtocol,
 };
 use crate::registry::RegistrySettings;
 use crate::secret::Secret;
@@ -66,9 +66,16 @@ pub struct KafkaArgs {
     #[arg(long, env = "KAFKA_SASL_PASSWORD_FILE", value_name = "FILE")]
     pub sasl_password_file: Option<PathBuf>,
 
-    /// CA certificate(s) to verify the broker's TLS certificate (PEM)
+    /// CA certificate(s) to verify the broker's TLS certificate (PEM), instead of the
+    /// system's; with a connection string too (a TLS-inspecting proxy, a local test broker)
     #[arg(long, env = "KAFKA_SSL_CA_LOCATION", value_name = "FILE")]
     pub ssl_ca_location: Option<PathBuf>,
+
+    /// With a connection string: connect to HOST:PORT instead of the namespace's
+    /// <host>:9093 (a private endpoint's address, a proxy, a local broker), still
+    /// authenticating with the connection string
+    #[arg(long, env = "EVENTHUB_KAFKA_ENDPOINT", value_name = "HOST:PORT")]
+    pub kafka_endpoint: Option<String>,
 
     /// Topic (event hub); defaults to the connection string's EntityPath
     #[arg(long, env = "EVENTHUB_NAME")]
@@ -93,6 +100,10 @@ pub enum ArgsError {
         "--{option} only applies to --bootstrap-servers; an Event Hubs connection string sets it itself"
     )]
     NotWithConnectionString { option: &'static str },
+    #[error(
+        "--kafka-endpoint (EVENTHUB_KAFKA_ENDPOINT) redirects a connection string; with --bootstrap-servers, name the broker there"
+    )]
+    KafkaEndpointWithoutConnectionString,
     #[error("--security-protocol {protocol} uses SASL: set --sasl-mechanism")]
     MissingMechanism { protocol: &'static str },
     #[error("--sasl-mechanism needs a user name: set --sasl-username (KAFKA_SASL_USERNAME)")]
@@ -133,13 +144,19 @@ impl KafkaArgs {
                     (self.sasl_mechanism.is_some(), "sasl-mechanism"),
                     (self.sasl_username.is_some(), "sasl-username"),
                     (self.sasl_password_file.is_some(), "sasl-password-file"),
-                    (self.ssl_ca_location.is_some(), "ssl-ca-location"),
                 ] {
                     if set {
                         return Err(ArgsError::NotWithConnectionString { option });
                     }
                 }
-                Endpoint::EventHubs(ConnectionString::parse(cs.expose())?)
+                Endpoint::EventHubs(EventHubsEndpoint {
+                    connection: ConnectionString::parse(cs.expose())?,
+                    kafka_endpoint: self.kafka_endpoint.clone(),
+                    ssl_ca_location: self.ssl_ca_location.clone(),
+                })
+            }
+            (None, Some(_)) if self.kafka_endpoint.is_some() => {
+                return Err(ArgsError::KafkaEndpointWithoutConnectionString);
             }
             (None, Some(bootstrap)) => Endpoint::Kafka(self.kafka_endpoint(bootstrap, &env)?),
             (None, None) => return Err(ArgsError::NoEndpoint),
@@ -196,7 +213,7 @@ impl KafkaArgs {
     /// The topic: `--topic`, else the connection string's EntityPath.
     pub fn topic(&self, settings: &ClientSettings) -> Result<String, ArgsError> {
         let entity_path = match &settings.endpoint {
-            Endpoint::EventHubs(cs) => cs.entity_path(),
+            Endpoint::EventHubs(e) => e.connection.entity_path(),
             Endpoint::Kafka(_) => None,
         };
         match (&self.topic, entity_path) {

@@ -24,7 +24,7 @@ fn read_lines(path: &std::path::Path) -> Vec<Value> {
 
 #[test]
 fn sigkilled_consumer_loses_nothing_and_rereads_only_uncommitted_events() {
-    let broker = Broker::start();
+    let broker = Broker::plaintext();
     let dir = tempfile::tempdir().unwrap();
     let (input, ids) = write_events(dir.path(), 30_000, 40);
     let topic = unique("kill");
@@ -159,7 +159,7 @@ fn sigkilled_consumer_loses_nothing_and_rereads_only_uncommitted_events() {
 
 #[test]
 fn two_consumers_in_one_group_split_the_partitions() {
-    let broker = Broker::start();
+    let broker = Broker::plaintext();
     let topic = unique("split");
     let group = unique("g");
     produce(&broker, &topic, &["--partitions", "4", "--generate", "1"]);

@@ -38,7 +38,7 @@ async fn confluent_avro_both_ways_through_the_registry() {
     let registry = TestSchemaRegistry::start().await;
     let url = registry.url.clone();
     let subjects = tokio::task::spawn_blocking(move || {
-        let broker = Broker::start();
+        let broker = Broker::plaintext();
         let dir = tempfile::tempdir().unwrap();
         let (input, ids) = write_events(dir.path(), 500, 10);
         let schema = schema_file();
@@ -101,7 +101,7 @@ async fn confluent_avro_both_ways_through_the_registry() {
 
 #[test]
 fn single_object_avro_both_ways_with_fastavro_fingerprints() {
-    let broker = Broker::start();
+    let broker = Broker::plaintext();
     let dir = tempfile::tempdir().unwrap();
     let (input, ids) = write_events(dir.path(), 300, 5);
     let schema = schema_file();
@@ -141,7 +141,7 @@ fn single_object_avro_both_ways_with_fastavro_fingerprints() {
 
 #[test]
 fn registry_unreachable_is_reported_before_anything_is_sent() {
-    let broker = Broker::start();
+    let broker = Broker::plaintext();
     let topic = unique("noreg");
     let out = run(tool("producer", &broker).args([
         "--topic",

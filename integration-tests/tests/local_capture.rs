@@ -21,7 +21,7 @@ fn db_event_ids(db: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn produced_events_reach_the_database_through_local_capture_exactly_once() {
-    let broker = Broker::start();
+    let broker = Broker::plaintext();
     let dir = tempfile::tempdir().unwrap();
     let (input, ids) = write_events(dir.path(), 2000, 30);
     let topic = unique("capture");

@@ -7,7 +7,7 @@ use test_support::{Broker, run, stderr, tool, unique};
 
 #[test]
 fn every_event_produced_is_consumed_with_its_id() {
-    let broker = Broker::start();
+    let broker = Broker::plaintext();
     let dir = tempfile::tempdir().unwrap();
     let (input, ids) = write_events(dir.path(), 3000, 50);
     let topic = unique("pipeline");
@@ -34,7 +34,7 @@ fn every_event_produced_is_consumed_with_its_id() {
 
 #[test]
 fn one_sensors_events_stay_in_order_in_one_partition() {
-    let broker = Broker::start();
+    let broker = Broker::plaintext();
     let dir = tempfile::tempdir().unwrap();
     let (input, _) = write_events(dir.path(), 2000, 20);
     let topic = unique("order");
@@ -74,7 +74,7 @@ fn one_sensors_events_stay_in_order_in_one_partition() {
 
 #[test]
 fn generated_events_are_unique_and_all_delivered() {
-    let broker = Broker::start();
+    let broker = Broker::plaintext();
     let topic = unique("gen");
     let summary = produce(
         &broker,
@@ -94,7 +94,7 @@ fn generated_events_are_unique_and_all_delivered() {
 
 #[test]
 fn invalid_input_lines_stop_the_producer_unless_skipped() {
-    let broker = Broker::start();
+    let broker = Broker::plaintext();
     let dir = tempfile::tempdir().unwrap();
     let good = |i: u32| {
         format!(
@@ -168,7 +168,7 @@ fn invalid_input_lines_stop_the_producer_unless_skipped() {
 
 #[test]
 fn oversized_events_are_rejected_before_sending() {
-    let broker = Broker::start();
+    let broker = Broker::plaintext();
     let topic = unique("big");
     let out = run(tool("producer", &broker).args([
         "--topic",
@@ -188,7 +188,7 @@ fn oversized_events_are_rejected_before_sending() {
 
 #[test]
 fn json_encoding_round_trips_and_a_missing_topic_is_explained() {
-    let broker = Broker::start();
+    let broker = Broker::plaintext();
     let topic = unique("json");
     let out = run(tool("producer", &broker).args(["--topic", &topic, "--generate", "1"]));
     assert_eq!(out.status.code(), Some(2));
@@ -209,7 +209,7 @@ fn json_encoding_round_trips_and_a_missing_topic_is_explained() {
 
 #[test]
 fn lag_reports_committed_offsets_and_watermarks() {
-    let broker = Broker::start();
+    let broker = Broker::plaintext();
     let topic = unique("lag");
     let group = unique("g");
     // One event per batch: tansu 0.6.0 reports a partition's high watermark as its last

@@ -6,24 +6,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use test_support::{Broker, BrokerOptions, ScramUser, bin, run, stderr, tool, unique};
+use test_support::{Broker, bin, run, stderr, tool, unique};
 
 const PASSWORD: &str = "s3cret-Pa55word-do-not-print";
 const SAS_KEY: &str = "QUFBQUJCQkJDQ0NDRERERFNFQ1JFVC1LRVktZG8tbm90LXByaW50";
 
-fn scram_tls_broker() -> Broker {
-    Broker::start_with(BrokerOptions {
-        scram: Some(ScramUser {
-            name: "alice".into(),
-            password: PASSWORD.into(),
-        }),
-        tls: true,
-    })
-}
-
 #[test]
 fn scram_over_tls_end_to_end() {
-    let broker = scram_tls_broker();
+    let broker = Broker::scram();
     let topic = unique("secure");
     let summary = produce(&broker, &topic, &["--partitions", "2", "--generate", "300"]);
     assert_eq!(summary["sent"], 300);
@@ -33,7 +23,7 @@ fn scram_over_tls_end_to_end() {
 
 #[test]
 fn wrong_password_fails_fast_with_a_clear_message() {
-    let broker = scram_tls_broker();
+    let broker = Broker::scram();
     let started = Instant::now();
     let out = run(tool("producer", &broker)
         .env("KAFKA_SASL_PASSWORD", "wrong-password-value")

@@ -18,7 +18,7 @@ fn term(child: &std::process::Child) {
 
 #[test]
 fn sigterm_makes_the_producer_deliver_what_it_read_and_report() {
-    let broker = Broker::start();
+    let broker = Broker::plaintext();
     let topic = unique("term");
     produce(&broker, &topic, &["--partitions", "2", "--generate", "0"]);
     let dir = tempfile::tempdir().unwrap();
@@ -51,7 +51,7 @@ fn sigterm_makes_the_producer_deliver_what_it_read_and_report() {
 
 #[test]
 fn sigterm_makes_the_consumer_commit_what_it_wrote_and_exit_cleanly() {
-    let broker = Broker::start();
+    let broker = Broker::plaintext();
     let topic = unique("term");
     let group = unique("g");
     produce(&broker, &topic, &["--partitions", "2", "--generate", "300"]);

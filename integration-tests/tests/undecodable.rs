@@ -34,7 +34,7 @@ fn topic_with_bad_events(broker: &Broker) -> String {
 
 #[test]
 fn undecodable_events_are_printed_with_error_and_raw_bytes() {
-    let broker = Broker::start();
+    let broker = Broker::plaintext();
     let topic = topic_with_bad_events(&broker);
     let lines = consume(&broker, &topic, &unique("g"), 5, &[]);
     assert_eq!(lines.len(), 5);
@@ -54,7 +54,7 @@ fn undecodable_events_are_printed_with_error_and_raw_bytes() {
 
 #[test]
 fn on_undecodable_fail_stops_before_committing_the_bad_event() {
-    let broker = Broker::start();
+    let broker = Broker::plaintext();
     let topic = topic_with_bad_events(&broker);
     let group = unique("g");
     let out = run(tool("consumer", &broker).args([
@@ -80,7 +80,7 @@ fn on_undecodable_fail_stops_before_committing_the_bad_event() {
 
 #[test]
 fn dead_letter_topic_receives_undecodable_events_with_their_key_headers_and_error() {
-    let broker = Broker::start();
+    let broker = Broker::plaintext();
     let topic = topic_with_bad_events(&broker);
     let dlq = unique("dlq");
     produce(&broker, &dlq, &["--partitions", "1", "--generate", "0"]);

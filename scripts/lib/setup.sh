@@ -1,6 +1,7 @@
 # Shared by scripts/test, scripts/demo and scripts/bench: install what is missing, once.
 # Each step checks first, so a second run installs nothing.
 
+source "$(dirname "${BASH_SOURCE[0]}")/kafka.sh"
 TANSU_VERSION=0.6.0
 export PATH="$HOME/.cargo/bin:$PATH"
 

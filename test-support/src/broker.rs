@@ -1,35 +1,263 @@
-//! A real Kafka-protocol broker per test: `tansu` on a free loopback port, optionally with
-//! SCRAM authentication and with TLS terminated by `stunnel` in front of it.
+//! Apache Kafka for the tests, started by `scripts/kafka` (KRaft, one combined node) with the
+//! listeners Event Hubs users meet: PLAINTEXT, SASL_SSL + PLAIN with `$ConnectionString`
+//! (Event Hubs' own way), and SASL_SSL + SCRAM-SHA-512.
 //!
-//! tansu 0.6.0 notes that shape this harness: users are created with `tansu user create`
-//! against a broker running *without* `--authentication` on durable storage, which is then
-//! restarted with it; its own `--cert/--key` cannot be combined (a CLI bug), hence stunnel;
-//! it has no SASL PLAIN, so SCRAM-SHA-512 stands in for Event Hubs' PLAIN.
+//! A JVM takes seconds to start, so one broker serves the whole run: every test process
+//! (nextest runs each test in its own) finds it through `scripts/kafka ensure`, under a file
+//! lock, in `$EHK_TEST_KAFKA_DIR` (scripts/test sets it and stops the broker at the end) or
+//! else `target/test-kafka` (left running for the next `cargo nextest run`; stop it with
+//! `scripts/kafka stop target/test-kafka`). Tests keep apart by unique topics and groups.
+//! A test that stops its broker gets a [`PrivateKafka`] of its own.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 
+use serde::Deserialize;
 use tempfile::TempDir;
 
-/// The tansu binary: `$TANSU_BIN`, else `tansu` on the PATH or in ~/.cargo/bin.
-pub fn tansu_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("TANSU_BIN") {
-        return PathBuf::from(p);
-    }
-    if let Some(found) = find_on_path("tansu") {
-        return found;
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let cargo = home.join(".cargo/bin/tansu");
+/// What `scripts/kafka` writes to `<state dir>/broker.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BrokerInfo {
+    pub version: String,
+    /// PLAINTEXT listener.
+    pub plaintext: String,
+    /// SASL_SSL + PLAIN, Event Hubs style.
+    pub eventhubs: String,
+    /// SASL_SSL + SCRAM-SHA-512.
+    pub scram: String,
+    /// PEM of the CA that signed the broker's certificate.
+    pub ca_file: PathBuf,
+    /// `Endpoint=sb://localhost/;SharedAccessKeyName=…;SharedAccessKey=…` (no EntityPath).
+    pub connection_string: String,
+    pub scram_user: String,
+    pub scram_password: String,
+    /// The broker's log file.
+    pub log: PathBuf,
+    /// Kafka's command-line tools (`kafka-console-consumer.sh`, ...).
+    pub bin: PathBuf,
+}
+
+/// Which listener a [`Broker`] handle points the tools at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Plaintext,
+    /// SASL_SSL + PLAIN with user `$ConnectionString`: the tools get a connection string,
+    /// redirected to the local listener by `EVENTHUB_KAFKA_ENDPOINT` and trusting the test CA
+    /// through `KAFKA_SSL_CA_LOCATION`.
+    EventHubs,
+    /// SASL_SSL + SCRAM-SHA-512.
+    Scram,
+}
+
+/// One listener of a running Kafka: what the tests hand to the tools.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    pub info: BrokerInfo,
+    pub listener: Listener,
+    /// What clients put in `bootstrap.servers`.
+    pub bootstrap: String,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// `scripts/kafka <cmd> <dir>`, its output kept for the failure message.
+fn launcher(cmd: &str, dir: &Path) -> Output {
+    let out = Command::new("bash")
+        .arg(workspace_root().join("scripts/kafka"))
+        .arg(cmd)
+        .arg(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run scripts/kafka");
     assert!(
-        cargo.exists(),
-        "tansu is not installed: run scripts/test (it installs tansu 0.6.0) or set TANSU_BIN"
+        out.status.success(),
+        "scripts/kafka {cmd} {} failed ({}):\n{}",
+        dir.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
     );
-    cargo
+    out
+}
+
+fn read_info(dir: &Path) -> BrokerInfo {
+    let path = dir.join("broker.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad {}: {e}", path.display()))
+}
+
+fn shared_info() -> &'static BrokerInfo {
+    static SHARED: OnceLock<BrokerInfo> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let dir = std::env::var_os("EHK_TEST_KAFKA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("target/test-kafka"));
+        std::fs::create_dir_all(&dir).expect("create the test broker's folder");
+        // One process starts it; the others wait here, then find it running.
+        let lock = std::fs::File::create(dir.with_extension("lock")).expect("lock file");
+        lock.lock().expect("lock the test broker's folder");
+        launcher("ensure", &dir);
+        let info = read_info(&dir);
+        let _ = lock.unlock();
+        info
+    })
+}
+
+impl Broker {
+    /// The run's shared broker, PLAINTEXT listener.
+    pub fn plaintext() -> Self {
+        Self::shared(Listener::Plaintext)
+    }
+
+    /// The run's shared broker, Event Hubs-style SASL_SSL + PLAIN listener.
+    pub fn event_hubs() -> Self {
+        Self::shared(Listener::EventHubs)
+    }
+
+    /// The run's shared broker, SASL_SSL + SCRAM-SHA-512 listener.
+    pub fn scram() -> Self {
+        Self::shared(Listener::Scram)
+    }
+
+    pub fn shared(listener: Listener) -> Self {
+        Self::of(shared_info().clone(), listener)
+    }
+
+    fn of(info: BrokerInfo, listener: Listener) -> Self {
+        let bootstrap = match listener {
+            Listener::Plaintext => info.plaintext.clone(),
+            Listener::EventHubs => info.eventhubs.clone(),
+            Listener::Scram => info.scram.clone(),
+        };
+        Self {
+            info,
+            listener,
+            bootstrap,
+        }
+    }
+
+    /// The same broker through another listener.
+    pub fn via(&self, listener: Listener) -> Self {
+        Self::of(self.info.clone(), listener)
+    }
+
+    /// The namespace's connection string scoped to one event hub, as the portal gives it
+    /// for an entity-level policy.
+    pub fn connection_string_for(&self, topic: &str) -> String {
+        format!("{};EntityPath={topic}", self.info.connection_string)
+    }
+
+    /// Environment that points the tools at this listener (secrets via the environment only).
+    pub fn env(&self) -> Vec<(String, String)> {
+        let ca = self.info.ca_file.display().to_string();
+        let pairs: Vec<(&str, String)> = match self.listener {
+            Listener::Plaintext => vec![
+                ("KAFKA_BOOTSTRAP_SERVERS", self.bootstrap.clone()),
+                ("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT".into()),
+            ],
+            Listener::EventHubs => vec![
+                (
+                    "EVENTHUB_CONNECTION_STRING",
+                    self.info.connection_string.clone(),
+                ),
+                ("EVENTHUB_KAFKA_ENDPOINT", self.bootstrap.clone()),
+                ("KAFKA_SSL_CA_LOCATION", ca),
+            ],
+            Listener::Scram => vec![
+                ("KAFKA_BOOTSTRAP_SERVERS", self.bootstrap.clone()),
+                ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL".into()),
+                ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512".into()),
+                ("KAFKA_SASL_USERNAME", self.info.scram_user.clone()),
+                ("KAFKA_SASL_PASSWORD", self.info.scram_password.clone()),
+                ("KAFKA_SSL_CA_LOCATION", ca),
+            ],
+        };
+        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+
+    /// Create a topic through the PLAINTEXT listener with Kafka's own `kafka-topics.sh`, the
+    /// way terraform creates an event hub before any client uses it.
+    pub fn create_topic(&self, topic: &str, partitions: u32) {
+        let out = self
+            .kafka_tool("kafka-topics.sh")
+            .args(["--bootstrap-server", &self.info.plaintext, "--create"])
+            .args(["--topic", topic, "--partitions", &partitions.to_string()])
+            .output()
+            .expect("run kafka-topics.sh");
+        assert!(
+            out.status.success(),
+            "kafka-topics.sh --create {topic}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// One of Kafka's command-line tools (`kafka-console-consumer.sh`, ...).
+    pub fn kafka_tool(&self, script: &str) -> Command {
+        let mut cmd = Command::new(self.info.bin.join(script));
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// The broker's own log, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.info.log).unwrap_or_default()
+    }
+}
+
+/// A broker of one test's own, for tests that stop and restart it. Its state folder (log
+/// directory included) survives [`PrivateKafka::stop`]; the broker is stopped on drop.
+pub struct PrivateKafka {
+    dir: TempDir,
+    info: BrokerInfo,
+}
+
+impl PrivateKafka {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        launcher("start", dir.path());
+        let info = read_info(dir.path());
+        Self { dir, info }
+    }
+
+    pub fn broker(&self, listener: Listener) -> Broker {
+        Broker::of(self.info.clone(), listener)
+    }
+
+    /// Controlled shutdown (SIGTERM), waiting until the process has exited.
+    pub fn stop(&self) {
+        launcher("stop", self.dir.path());
+    }
+
+    /// Start again on the same ports and log directory.
+    pub fn restart(&self) {
+        launcher("start", self.dir.path());
+    }
+}
+
+impl Drop for PrivateKafka {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(workspace_root().join("scripts/kafka"))
+            .arg("stop")
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .output();
+    }
+}
+
+/// A free loopback port (bound, then released for a child to take).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
 }
 
 pub fn find_on_path(name: &str) -> Option<PathBuf> {
@@ -38,263 +266,4 @@ pub fn find_on_path(name: &str) -> Option<PathBuf> {
             .map(|dir| dir.join(name))
             .find(|p| p.is_file())
     })
-}
-
-/// A free loopback port (bound, then released for the child to take).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
-}
-
-fn wait_for_port(port: u16, child: &mut Child, what: &str, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "{what} exited with {status} before listening on {port}: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} did not listen on {port} within 30 s");
-}
-
-/// A SCRAM user the broker accepts.
-#[derive(Debug, Clone)]
-pub struct ScramUser {
-    pub name: String,
-    pub password: String,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct BrokerOptions {
-    /// Require SCRAM-SHA-512 with this user.
-    pub scram: Option<ScramUser>,
-    /// Put TLS (stunnel, self-signed CA) in front of the broker.
-    pub tls: bool,
-}
-
-/// A running broker; killed (with its stunnel) when dropped.
-pub struct Broker {
-    /// What clients put in `bootstrap.servers`.
-    pub bootstrap: String,
-    /// PEM of the CA that signed the TLS certificate, when `tls` was asked for.
-    pub ca_file: Option<PathBuf>,
-    pub options: BrokerOptions,
-    tansu: Child,
-    stunnel: Option<Child>,
-    dir: TempDir,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        for child in [Some(&mut self.tansu), self.stunnel.as_mut()]
-            .into_iter()
-            .flatten()
-        {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Broker {
-    /// Plain broker on in-memory storage.
-    pub fn start() -> Self {
-        Self::start_with(BrokerOptions::default())
-    }
-
-    pub fn start_with(options: BrokerOptions) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let broker_port = free_port();
-        let tls_port = options.tls.then(free_port);
-        let advertised_port = tls_port.unwrap_or(broker_port);
-        let storage = if options.scram.is_some() {
-            // Users must survive the restart that turns authentication on. tansu 0.6.0 reads
-            // the path relative to its working directory (it drops a leading slash).
-            "sqlite://tansu.db".to_string()
-        } else {
-            "memory://tansu/".to_string()
-        };
-        let log = dir.path().join("tansu.log");
-        let spawn = |auth: bool| {
-            let mut cmd = Command::new(tansu_bin());
-            cmd.arg("broker")
-                .arg("--listener-url")
-                .arg(format!("tcp://127.0.0.1:{broker_port}"))
-                .arg("--advertised-listener-url")
-                .arg(format!("tcp://127.0.0.1:{advertised_port}"))
-                .arg("--storage-engine")
-                .arg(&storage)
-                .current_dir(dir.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).expect("broker log"));
-            if auth {
-                cmd.arg("--authentication");
-            }
-            let mut child = cmd.spawn().expect("start tansu");
-            wait_for_port(broker_port, &mut child, "tansu", &log);
-            child
-        };
-        let tansu = match &options.scram {
-            None => spawn(false),
-            Some(user) => {
-                let mut setup = spawn(false);
-                let status = Command::new(tansu_bin())
-                    .args(["user", "create", "--broker"])
-                    .arg(format!("tcp://127.0.0.1:{broker_port}"))
-                    .args(["--mechanism", "scram512"])
-                    .arg(&user.name)
-                    .arg(&user.password)
-                    .stdout(Stdio::null())
-                    .status()
-                    .expect("run tansu user create");
-                assert!(status.success(), "tansu user create failed");
-                let _ = setup.kill();
-                let _ = setup.wait();
-                spawn(true)
-            }
-        };
-        let (stunnel, ca_file) = match tls_port {
-            Some(port) => {
-                let (child, ca) = start_stunnel(dir.path(), port, broker_port);
-                (Some(child), Some(ca))
-            }
-            None => (None, None),
-        };
-        Self {
-            bootstrap: format!("127.0.0.1:{advertised_port}"),
-            ca_file,
-            options,
-            tansu,
-            stunnel,
-            dir,
-        }
-    }
-
-    /// Environment that points the tools at this broker (secrets via the environment only).
-    pub fn env(&self) -> Vec<(String, String)> {
-        let mut env = vec![(
-            "KAFKA_BOOTSTRAP_SERVERS".to_string(),
-            self.bootstrap.clone(),
-        )];
-        let protocol = match (self.options.scram.is_some(), self.options.tls) {
-            (false, false) => "PLAINTEXT",
-            (false, true) => "SSL",
-            (true, false) => "SASL_PLAINTEXT",
-            (true, true) => "SASL_SSL",
-        };
-        env.push(("KAFKA_SECURITY_PROTOCOL".into(), protocol.into()));
-        if let Some(user) = &self.options.scram {
-            env.push(("KAFKA_SASL_MECHANISM".into(), "SCRAM-SHA-512".into()));
-            env.push(("KAFKA_SASL_USERNAME".into(), user.name.clone()));
-            env.push(("KAFKA_SASL_PASSWORD".into(), user.password.clone()));
-        }
-        if let Some(ca) = &self.ca_file {
-            env.push(("KAFKA_SSL_CA_LOCATION".into(), ca.display().to_string()));
-        }
-        env
-    }
-
-    /// The broker's own log, for failure messages.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("tansu.log")).unwrap_or_default()
-    }
-}
-
-/// A CA and a server certificate for 127.0.0.1/localhost, then stunnel from `accept` to
-/// the broker.
-fn start_stunnel(dir: &Path, accept: u16, connect: u16) -> (Child, PathBuf) {
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run openssl (Debian package openssl)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-    ]);
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .expect("write san.ext");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-        "-out",
-        "server.pem",
-    ]);
-    let conf = dir.join("stunnel.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "foreground = yes\npid =\ndebug = 4\n[kafka]\naccept = 127.0.0.1:{accept}\nconnect = 127.0.0.1:{connect}\ncert = {}\nkey = {}\n",
-            dir.join("server.pem").display(),
-            dir.join("server.key").display()
-        ),
-    )
-    .expect("write stunnel.conf");
-    let log = dir.join("stunnel.log");
-    let stunnel = find_on_path("stunnel")
-        .or_else(|| find_on_path("stunnel4"))
-        .expect("stunnel is not installed (Debian package stunnel4)");
-    let mut child = Command::new(stunnel)
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("stunnel log"))
-        .spawn()
-        .expect("start stunnel");
-    wait_for_port(accept, &mut child, "stunnel", &log);
-    (child, dir.join("ca.pem"))
 }

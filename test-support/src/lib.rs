@@ -7,7 +7,7 @@ pub mod registry;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-pub use broker::{Broker, BrokerOptions, ScramUser};
+pub use broker::{Broker, BrokerInfo, Listener, PrivateKafka};
 pub use registry::TestSchemaRegistry;
 
 /// Environment variables the tools read; cleared before each run so that the developer's
@@ -22,6 +22,7 @@ pub const TOOL_ENV: &[&str] = &[
     "KAFKA_SASL_PASSWORD",
     "KAFKA_SASL_PASSWORD_FILE",
     "KAFKA_SSL_CA_LOCATION",
+    "EVENTHUB_KAFKA_ENDPOINT",
     "KAFKA_GROUP_ID",
     "SCHEMA_REGISTRY_URL",
     "SCHEMA_REGISTRY_USERNAME",

@@ -24,9 +24,42 @@ pub const EVENT_HUBS_MAX_REQUEST_BYTES: usize = 1_046_527;
 #[derive(Debug, Clone)]
 pub enum Endpoint {
     /// An Event Hubs namespace (or the emulator) reached through its connection string.
-    EventHubs(ConnectionString),
+    EventHubs(EventHubsEndpoint),
     /// Any Kafka-protocol broker.
     Kafka(KafkaEndpoint),
+}
+
+/// An Event Hubs namespace: the connection string says who we are and which namespace;
+/// two overrides say how to reach it when the public endpoint is not the way.
+#[derive(Debug, Clone)]
+pub struct EventHubsEndpoint {
+    pub connection: ConnectionString,
+    /// `host:port` to connect to instead of `<namespace host>:9093` (a private endpoint's
+    /// address, a TLS-inspecting proxy, a local broker in tests). Authentication stays the
+    /// connection string's.
+    pub kafka_endpoint: Option<String>,
+    /// CA bundle to verify the endpoint with instead of the system's (a proxy's or a test
+    /// broker's CA).
+    pub ssl_ca_location: Option<PathBuf>,
+}
+
+impl From<ConnectionString> for EventHubsEndpoint {
+    fn from(connection: ConnectionString) -> Self {
+        Self {
+            connection,
+            kafka_endpoint: None,
+            ssl_ca_location: None,
+        }
+    }
+}
+
+impl EventHubsEndpoint {
+    /// `--kafka-endpoint` when given, else the namespace's Kafka endpoint.
+    pub fn bootstrap_servers(&self) -> String {
+        self.kafka_endpoint
+            .clone()
+            .unwrap_or_else(|| self.connection.bootstrap_servers())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -121,7 +154,7 @@ impl ClientSettings {
 
     pub fn bootstrap_servers(&self) -> String {
         match &self.endpoint {
-            Endpoint::EventHubs(cs) => cs.bootstrap_servers(),
+            Endpoint::EventHubs(e) => e.bootstrap_servers(),
             Endpoint::Kafka(k) => k.bootstrap_servers.clone(),
         }
     }
@@ -158,13 +191,14 @@ impl ClientSettings {
     fn require_connection(&self, p: &mut Properties) {
         const R: Origin = Origin::Required;
         match &self.endpoint {
-            Endpoint::EventHubs(cs) => {
-                p.set(
-                    R,
-                    "bootstrap.servers",
-                    cs.bootstrap_servers(),
-                    "the namespace's Kafka endpoint, host taken from Endpoint",
-                );
+            Endpoint::EventHubs(e) => {
+                let cs = &e.connection;
+                let why = if e.kafka_endpoint.is_some() {
+                    "from --kafka-endpoint, instead of the namespace's own endpoint"
+                } else {
+                    "the namespace's Kafka endpoint, host taken from Endpoint"
+                };
+                p.set(R, "bootstrap.servers", e.bootstrap_servers(), why);
                 if cs.is_emulator() {
                     p.set(
                         R,
@@ -228,7 +262,7 @@ impl ClientSettings {
         }
         let ca = match &self.endpoint {
             Endpoint::Kafka(k) => k.ssl_ca_location.as_ref(),
-            Endpoint::EventHubs(_) => None,
+            Endpoint::EventHubs(e) => e.ssl_ca_location.as_ref(),
         };
         if let Some(ca) = ca {
             p.set(
@@ -390,7 +424,7 @@ mod tests {
         ))
         .unwrap();
         ClientSettings {
-            endpoint: Endpoint::EventHubs(cs),
+            endpoint: Endpoint::EventHubs(cs.into()),
             passthrough: vec![],
             client_id: "test".into(),
         }
@@ -474,13 +508,40 @@ mod tests {
     }
 
     #[test]
+    fn kafka_endpoint_and_ca_redirect_a_connection_string_but_keep_its_authentication() {
+        let cs = ConnectionString::parse(&format!(
+            "Endpoint=sb://localhost/;SharedAccessKeyName=send;SharedAccessKey={KEY};EntityPath=hub"
+        ))
+        .unwrap();
+        let settings = ClientSettings {
+            endpoint: Endpoint::EventHubs(EventHubsEndpoint {
+                connection: cs,
+                kafka_endpoint: Some("127.0.0.1:19093".into()),
+                ssl_ca_location: Some("/tmp/test-ca.pem".into()),
+            }),
+            // Neither can be undone by a passthrough.
+            passthrough: vec![("bootstrap.servers".into(), "elsewhere:9093".into())],
+            client_id: "test".into(),
+        };
+        let p = settings.properties(&ClientKind::Producer);
+        assert_eq!(p.get("bootstrap.servers"), Some("127.0.0.1:19093"));
+        assert_eq!(settings.bootstrap_servers(), "127.0.0.1:19093");
+        assert_eq!(p.get("ssl.ca.location"), Some("/tmp/test-ca.pem"));
+        assert_eq!(p.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(p.get("sasl.mechanism"), Some("PLAIN"));
+        assert_eq!(p.get("sasl.username"), Some("$ConnectionString"));
+        // Event Hubs' recommendations still apply: it is still Event Hubs.
+        assert_eq!(p.get("connections.max.idle.ms"), Some("180000"));
+    }
+
+    #[test]
     fn emulator_uses_plaintext_sasl_on_9092() {
         let cs = ConnectionString::parse(
             "Endpoint=sb://localhost;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;",
         )
         .unwrap();
         let settings = ClientSettings {
-            endpoint: Endpoint::EventHubs(cs),
+            endpoint: Endpoint::EventHubs(cs.into()),
             passthrough: vec![],
             client_id: "test".into(),
         };

@@ -295,7 +295,7 @@ mod tests {
         ))
         .unwrap();
         ClientSettings {
-            endpoint: Endpoint::EventHubs(cs),
+            endpoint: Endpoint::EventHubs(cs.into()),
             passthrough: vec![],
             client_id: "t".into(),
         }
