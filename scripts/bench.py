@@ -1,6 +1,6 @@
 """Benchmark: our producer and consumer against Python confluent-kafka on the same broker.
 
-Run through scripts/bench, which builds the release binaries and starts tansu. Every
+Run through scripts/bench, which builds the release binaries and starts Apache Kafka. Every
 contender runs as its own process and is measured the same way (wall time; CPU and peak
 RSS from wait4), so the ratios compare like with like:
 

@@ -3,7 +3,8 @@
 //!
 //! Fixtures come from ../shared/fixtures: absent in a user's clone (these tests say so and
 //! pass), an error in CI. PostgreSQL: `LOADER_TEST_POSTGRES` (default
-//! postgres://postgres@127.0.0.1:5432/test); a fresh database per test.
+//! postgres://eventhubs_test:eventhubs_test@127.0.0.1:5432/eventhubs_test, the role
+//! scripts/test creates); a fresh database per test.
 
 mod common;
 
@@ -67,8 +68,9 @@ struct PgDatabase {
 
 impl PgDatabase {
     fn create() -> Option<Self> {
-        let admin = std::env::var("LOADER_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let admin = std::env::var("LOADER_TEST_POSTGRES").unwrap_or_else(|_| {
+            "postgres://eventhubs_test:eventhubs_test@127.0.0.1:5432/eventhubs_test".into()
+        });
         let name = format!(
             "loader_{}_{}",
             std::process::id(),

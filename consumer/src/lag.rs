@@ -140,7 +140,8 @@ pub fn measure(args: &LagArgs) -> anyhow::Result<Vec<PartitionLag>> {
             .fetch_watermarks(e.topic(), e.partition(), args.timeout)
             .with_context(|| format!("reading watermarks of {}/{}", e.topic(), e.partition()))?;
         if committed.is_some_and(|c| c > high) {
-            // Seen with tansu 0.6.0, which reports the last batch's base offset + 1.
+            // A topic deleted and re-created since the commit, or a broker with wrong
+            // watermarks (tansu 0.6.0 reports the last batch's base offset + 1).
             tracing::warn!(
                 topic = e.topic(),
                 partition = e.partition(),

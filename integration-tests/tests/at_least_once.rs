@@ -29,24 +29,13 @@ fn sigkilled_consumer_loses_nothing_and_rereads_only_uncommitted_events() {
     let (input, ids) = write_events(dir.path(), 30_000, 40);
     let topic = unique("kill");
     let group = unique("g");
-    // One event per batch. tansu 0.6.0 answers a fetch from an offset inside a record batch
-    // with the *next* batch, silently skipping the rest of the batch (checked with Python
-    // confluent-kafka too): any consumer resuming at a committed offset mid-batch would lose
-    // events there. Kafka and Event Hubs return the whole batch and the client skips ahead.
+    // Normal batching: the consumer resumes at committed offsets in the middle of batches.
     let input = input.to_str().unwrap();
-    let args = [
-        "--partitions",
-        "3",
-        "--input",
-        input,
-        "-X",
-        "batch.num.messages=1",
-    ];
-    produce(&broker, &topic, &args);
+    produce(&broker, &topic, &["--partitions", "3", "--input", input]);
 
-    // First run, killed mid-stream; it commits every 100 ms. tansu evicts a dead member
-    // only after its rebalance timeout (max.poll.interval.ms), so keep that short here, or
-    // the second run would wait five minutes for the partitions.
+    // First run, killed mid-stream; it commits every 100 ms. The broker gives a dead
+    // member's partitions away after its session timeout: 6 s (the broker's minimum) rather
+    // than librdkafka's 45 s keeps the second run from waiting.
     let first_out = dir.path().join("first.jsonl");
     let mut child = tool("consumer", &broker)
         .args([
@@ -57,12 +46,7 @@ fn sigkilled_consumer_loses_nothing_and_rereads_only_uncommitted_events() {
             "--commit-interval",
             "100ms",
         ])
-        .args([
-            "-X",
-            "session.timeout.ms=6000",
-            "-X",
-            "max.poll.interval.ms=7000",
-        ])
+        .args(["-X", "session.timeout.ms=6000"])
         .stdout(std::fs::File::create(&first_out).unwrap())
         .stderr(Stdio::null())
         .spawn()
@@ -176,17 +160,7 @@ fn two_consumers_in_one_group_split_the_partitions() {
     let mut b = start("b");
     // Let both join before the events arrive, then feed them over a few seconds.
     std::thread::sleep(Duration::from_secs(4));
-    // One event per batch: a new owner resumes at the committed offset, and tansu 0.6.0
-    // skips the rest of a batch fetched from its middle (see the SIGKILL test).
-    let args = [
-        "--generate",
-        "4000",
-        "--rate",
-        "1500",
-        "-X",
-        "batch.num.messages=1",
-    ];
-    produce(&broker, &topic, &args);
+    produce(&broker, &topic, &["--generate", "4000", "--rate", "1500"]);
     // Done when the group has committed everything (commits every second), whatever the
     // machine's load; then both stop on SIGTERM.
     let deadline = Instant::now() + Duration::from_secs(90);

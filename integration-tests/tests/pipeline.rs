@@ -212,20 +212,7 @@ fn lag_reports_committed_offsets_and_watermarks() {
     let broker = Broker::plaintext();
     let topic = unique("lag");
     let group = unique("g");
-    // One event per batch: tansu 0.6.0 reports a partition's high watermark as its last
-    // batch's base offset + 1, which is only the true end when batches hold one record.
-    produce(
-        &broker,
-        &topic,
-        &[
-            "--partitions",
-            "2",
-            "--generate",
-            "100",
-            "-X",
-            "batch.num.messages=1",
-        ],
-    );
+    produce(&broker, &topic, &["--partitions", "2", "--generate", "100"]);
     let lines = consume(&broker, &topic, &group, 30, &[]);
     assert_eq!(lines.len(), 30);
     let report = &lag(&broker, &group, &topic);

@@ -2,13 +2,11 @@
 # Each step checks first, so a second run installs nothing.
 
 source "$(dirname "${BASH_SOURCE[0]}")/kafka.sh"
-TANSU_VERSION=0.6.0
 export PATH="$HOME/.cargo/bin:$PATH"
 
 log() { printf '==> %s\n' "$*" >&2; }
 
-# Debian packages: stunnel (TLS in front of the test broker), openssl (test certificates),
-# and what librdkafka's build needs.
+# Debian packages: openssl (test certificates), what librdkafka's build needs, Python.
 ensure_system_packages() {
     local missing=()
     for pkg in libssl-dev zlib1g-dev; do
@@ -16,26 +14,22 @@ ensure_system_packages() {
     done
     # Commands may come from elsewhere (pyenv's python3, say): only their absence counts.
     local cmd
-    for cmd in stunnel4:stunnel4 openssl:openssl pkg-config:pkg-config make:make gcc:gcc g++:g++ \
+    for cmd in openssl:openssl pkg-config:pkg-config make:make gcc:gcc g++:g++ \
                python3:python3 python3-pip:pip3; do
         command -v "${cmd#*:}" >/dev/null 2>&1 || missing+=("${cmd%%:*}")
     done
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing Debian packages: ${missing[*]}"
-        local sudo=""
-        [ "$(id -u)" -eq 0 ] || sudo="sudo"
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+        _apt_install "${missing[@]}"
     fi
 }
 
-# tansu, the Kafka-protocol broker the tests and the demo run (about 11 minutes to build
-# on 2 cores the first time; cached in ~/.cargo/bin afterwards).
-ensure_tansu() {
-    if [ -n "${TANSU_BIN:-}" ] && [ -x "$TANSU_BIN" ]; then return; fi
-    if cargo install --list 2>/dev/null | grep -q "^tansu v${TANSU_VERSION}:"; then return; fi
-    log "building tansu ${TANSU_VERSION} (once; about 11 minutes on 2 cores)"
-    cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql,postgres
+# The run's shared Apache Kafka for the tests (test-support finds it through
+# EHK_TEST_KAFKA_DIR), stopped when the calling script exits.
+start_test_kafka() {
+    export EHK_TEST_KAFKA_DIR="${EHK_TEST_KAFKA_DIR:-$PWD/target/test-kafka}"
+    bash scripts/kafka ensure "$EHK_TEST_KAFKA_DIR"
+    trap 'bash scripts/kafka stop "$EHK_TEST_KAFKA_DIR" || true' EXIT
 }
 
 ensure_nextest() {
@@ -72,23 +66,41 @@ compose() {
     else
         if ! command -v docker-compose >/dev/null 2>&1; then
             log "installing docker-compose (Debian) to validate docker-compose.yml"
-            local sudo=""
-            [ "$(id -u)" -eq 0 ] || sudo="sudo"
-            DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq docker-compose >/dev/null
+            _apt_install docker-compose
         fi
         docker-compose "$@"
     fi
 }
 
-# PostgreSQL for the capture-loader tests: the machine's service (started if it is down).
+# PostgreSQL for the capture-loader tests and bench-loader: Debian's server, installed when
+# missing, its cluster started, and a role of the tests' own (local-development credentials,
+# like docker-compose's; loopback only) that may create the per-test databases.
+PG_TEST_ROLE=eventhubs_test
+export LOADER_TEST_POSTGRES="${LOADER_TEST_POSTGRES:-postgres://$PG_TEST_ROLE:$PG_TEST_ROLE@127.0.0.1:5432/$PG_TEST_ROLE}"
 ensure_postgres() {
-    if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return; fi
-    log "starting PostgreSQL"
-    if command -v pg_ctlcluster >/dev/null 2>&1; then
-        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+    if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+        log "installing PostgreSQL (Debian)"
+        _apt_install postgresql postgresql-client
     fi
-    for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && return; sleep 1; done
-    log "PostgreSQL is not reachable on 127.0.0.1:5432: the capture-loader's PostgreSQL test will fail in CI"
+    if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+        log "starting PostgreSQL"
+        local version
+        version=$(ls /etc/postgresql | sort -V | tail -1)
+        [ -d "/etc/postgresql/$version/main" ] || pg_createcluster "$version" main >/dev/null
+        pg_ctlcluster --skip-systemctl-redirect "$version" main start
+        local _
+        for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+        pg_isready -q -h 127.0.0.1 -p 5432 || { log "PostgreSQL did not start on 127.0.0.1:5432"; return 1; }
+    fi
+    local as_postgres=(psql -qAt)
+    [ "$(id -un)" = postgres ] || as_postgres=(runuser -u postgres -- psql -qAt)
+    if [ "$("${as_postgres[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname = '$PG_TEST_ROLE'")" != 1 ]; then
+        log "creating the PostgreSQL role and database $PG_TEST_ROLE for the tests"
+        "${as_postgres[@]}" -c "CREATE ROLE $PG_TEST_ROLE LOGIN CREATEDB PASSWORD '$PG_TEST_ROLE'"
+    fi
+    if [ "$("${as_postgres[@]}" -c "SELECT 1 FROM pg_database WHERE datname = '$PG_TEST_ROLE'")" != 1 ]; then
+        "${as_postgres[@]}" -c "CREATE DATABASE $PG_TEST_ROLE OWNER $PG_TEST_ROLE"
+    fi
 }
 
 # Azurite, Microsoft's storage emulator (npm), for the capture-loader's Blob Storage tests;
@@ -101,10 +113,8 @@ ensure_azurite() {
         return
     fi
     if ! command -v npm >/dev/null 2>&1; then
-        local sudo=""
-        [ "$(id -u)" -eq 0 ] || sudo="sudo"
         log "installing Node.js and npm (Debian) for Azurite"
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
+        _apt_install nodejs npm
     fi
     log "installing azurite $AZURITE_VERSION (npm) into $dir"
     mkdir -p "$dir"
