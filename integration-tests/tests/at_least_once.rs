@@ -13,15 +13,6 @@ use nix::unistd::Pid;
 use serde_json::Value;
 use test_support::{Broker, json_lines, tool, unique};
 
-fn read_lines(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        // A line cut by the kill is not a complete write; it was never committed.
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 #[test]
 fn sigkilled_consumer_loses_nothing_and_rereads_only_uncommitted_events() {
     let broker = Broker::plaintext();
@@ -52,13 +43,13 @@ fn sigkilled_consumer_loses_nothing_and_rereads_only_uncommitted_events() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while read_lines(&first_out).len() < 2000 {
+    while read_json_lines(&first_out).len() < 2000 {
         assert!(Instant::now() < deadline, "consumer made no progress");
         std::thread::sleep(Duration::from_millis(20));
     }
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
     let _ = child.wait();
-    let first = read_lines(&first_out);
+    let first = read_json_lines(&first_out);
     assert!(
         first.len() < ids.len(),
         "the kill came too late to test anything"
@@ -175,7 +166,7 @@ fn two_consumers_in_one_group_split_the_partitions() {
         kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     }
     assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
-    let read = |name: &str| read_lines(&dir.path().join(format!("{name}.out")));
+    let read = |name: &str| read_json_lines(&dir.path().join(format!("{name}.out")));
     let (la, lb) = (read("a"), read("b"));
     assert!(
         !la.is_empty() && !lb.is_empty(),

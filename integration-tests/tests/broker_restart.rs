@@ -14,14 +14,6 @@ use nix::unistd::Pid;
 use serde_json::Value;
 use test_support::{Listener, PrivateKafka, json_lines, tool, unique};
 
-fn lines_of(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 #[test]
 fn broker_restart_while_producing_loses_nothing_acknowledged_and_duplicates_nothing() {
     let kafka = PrivateKafka::start();
@@ -61,7 +53,7 @@ fn broker_restart_while_producing_loses_nothing_acknowledged_and_duplicates_noth
         .unwrap();
 
     let deadline = Instant::now() + Duration::from_secs(60);
-    while lines_of(&live_out).len() < 2000 {
+    while read_json_lines(&live_out).len() < 2000 {
         assert!(
             Instant::now() < deadline,
             "nothing flowed before the restart: {}\n{}",
@@ -78,7 +70,7 @@ fn broker_restart_while_producing_loses_nothing_acknowledged_and_duplicates_noth
 
     let status = producer.wait().unwrap();
     let log = std::fs::read_to_string(&log_path).unwrap();
-    let summary = lines_of(&summary_path)
+    let summary = read_json_lines(&summary_path)
         .pop()
         .unwrap_or_else(|| panic!("no summary ({status}): {log}"));
     let sent = summary["sent"].as_u64().unwrap();
@@ -160,7 +152,7 @@ fn broker_restart_while_producing_loses_nothing_acknowledged_and_duplicates_noth
 
     // The live consumer, across the restart: everything, with re-reads only of what it had
     // not yet committed (at least once), never a loss.
-    let live_ids = set(&event_ids(&lines_of(&live_out)));
+    let live_ids = set(&event_ids(&read_json_lines(&live_out)));
     let lost = delivered.difference(&live_ids).count();
     assert_eq!(
         lost, 0,

@@ -66,6 +66,26 @@ fn export(
     file
 }
 
+/// The keys of the first `count` events as our consumer reads them, sorted.
+fn our_keys(broker: &Broker, cs: &str, count: usize) -> Vec<String> {
+    let out = run(tool("consumer", broker)
+        .env("EVENTHUB_CONNECTION_STRING", cs)
+        .args([
+            "--group",
+            &unique("ours"),
+            "--max-events",
+            &count.to_string(),
+        ])
+        .args(["--idle-timeout", "15s"]));
+    assert!(out.status.success(), "consumer: {}", stderr(&out));
+    let mut keys: Vec<String> = json_lines(&out)
+        .iter()
+        .map(|l| l["key"].as_str().unwrap().to_string())
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
 /// (partition, committed, high watermark, lag) per partition, from `consumer lag --json`;
 /// a partition the group never committed counts as committed at 0, as Python reports it.
 fn our_lag(broker: &Broker, cs: &str, group: &str) -> Vec<(i64, Option<i64>, i64, i64)> {
@@ -144,22 +164,7 @@ fn kafka_console_tools_work_with_the_exported_java_file_and_agree_on_lag() {
         .collect();
     keys.sort_unstable();
     // Our consumer's view of the same events, keys included.
-    let ours = run(tool("consumer", &broker)
-        .env("EVENTHUB_CONNECTION_STRING", &cs)
-        .args([
-            "--group",
-            &unique("ours"),
-            "--max-events",
-            "300",
-            "--idle-timeout",
-            "15s",
-        ]));
-    let ours = json_lines(&ours);
-    let mut our_keys: Vec<String> = ours
-        .iter()
-        .map(|l| l["key"].as_str().unwrap().to_string())
-        .collect();
-    our_keys.sort_unstable();
+    let our_keys = our_keys(&broker, &cs, 300);
     assert_eq!(
         keys, our_keys,
         "keys differ between Kafka's console consumer and ours"
@@ -271,21 +276,7 @@ print(json.dumps({"count": n, "bytes": size, "keys": sorted(keys), "lag": rows})
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["count"], 250);
     assert_eq!(report["bytes"], sent["bytes"]);
-    let ours = run(tool("consumer", &broker)
-        .env("EVENTHUB_CONNECTION_STRING", &cs)
-        .args([
-            "--group",
-            &unique("ours"),
-            "--max-events",
-            "250",
-            "--idle-timeout",
-            "15s",
-        ]));
-    let mut our_keys: Vec<String> = json_lines(&ours)
-        .iter()
-        .map(|l| l["key"].as_str().unwrap().to_string())
-        .collect();
-    our_keys.sort_unstable();
+    let our_keys = our_keys(&broker, &cs, 250);
     let their_keys: Vec<String> = serde_json::from_value(report["keys"].clone()).unwrap();
     assert_eq!(their_keys, our_keys);
     let theirs: Vec<(i64, i64, i64, i64)> = serde_json::from_value(report["lag"].clone()).unwrap();

@@ -87,6 +87,16 @@ pub fn lag(broker: &Broker, group: &str, topic: &str) -> Value {
     json_lines(&out).remove(0)
 }
 
+/// The JSON lines of a file a tool writes to; a line cut short by a kill is not a complete
+/// write (and was never committed), so it is left out.
+pub fn read_json_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
 /// The sum of the committed offsets in a lag report (partitions with none count 0).
 pub fn total_committed(report: &Value) -> i64 {
     report["partitions"]
