@@ -8,8 +8,12 @@
 
 pub mod blob;
 pub mod db;
+pub mod gaps;
+pub mod health;
 pub mod load;
+pub mod report;
 pub mod serve;
+pub mod status;
 
 use std::process::ExitCode;
 
@@ -41,8 +45,12 @@ pub enum Command {
     /// comes from CAPTURE_LOADER_WEBHOOK_KEY)
     Serve(ServeArgs),
     /// Per namespace/event hub/partition: files, events, last sequence number and enqueue
-    /// time; failed files with their errors
-    Status(StatusArgs),
+    /// time, every gap in the loaded sequence numbers; failed files with their errors. Exit
+    /// status 1 when there is a gap or a failed file (or a stale partition)
+    Status(status::StatusArgs),
+    /// Write a self-contained HTML report: events per minute per partition with the gaps on
+    /// that timeline, per-sensor statistics, files per status, the loader's throughput
+    Report(status::ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -76,6 +84,7 @@ impl Cli {
             Command::Watch(a) => &a.load.loader.db.log,
             Command::Serve(a) => &a.loader.db.log,
             Command::Status(a) => &a.db.log,
+            Command::Report(a) => &a.db.log,
         }
     }
 }
@@ -148,22 +157,17 @@ pub struct LoadArgs {
     pub jobs: u16,
 }
 
-#[derive(Debug, Args)]
-pub struct StatusArgs {
-    #[command(flatten)]
-    pub db: DbArgs,
-
-    /// Print one JSON object instead of a table
-    #[arg(long)]
-    pub json: bool,
-}
-
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Load(args) => run_load(args).await,
         Command::Watch(args) => run_watch(args).await,
         Command::Serve(args) => run_serve(args).await,
-        Command::Status(args) => tokio::task::spawn_blocking(move || run_status(args)).await?,
+        Command::Status(args) => {
+            tokio::task::spawn_blocking(move || status::run_status(args)).await?
+        }
+        Command::Report(args) => {
+            tokio::task::spawn_blocking(move || status::run_report(args)).await?
+        }
     }
 }
 
@@ -326,34 +330,5 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .await?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn run_status(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let mut store = db::open(args.db.db.expose())?;
-    let status = store.status().context("reading the load status")?;
-    if args.json {
-        println!("{}", serde_json::to_string(&status)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!(
-        "{:<24} {:<20} {:>9} {:>6} {:>10} {:>14}  LAST ENQUEUED",
-        "NAMESPACE", "EVENT HUB", "PARTITION", "FILES", "EVENTS", "LAST SEQUENCE"
-    );
-    for p in &status.partitions {
-        println!(
-            "{:<24} {:<20} {:>9} {:>6} {:>10} {:>14}  {}",
-            p.namespace,
-            p.event_hub,
-            p.partition_id,
-            p.files,
-            p.events,
-            p.last_sequence_number.map_or("-".into(), |n| n.to_string()),
-            p.last_enqueued_time.as_deref().unwrap_or("-")
-        );
-    }
-    for f in &status.failed_files {
-        println!("FAILED {}: {}", f.source, f.error);
-    }
     Ok(ExitCode::SUCCESS)
 }

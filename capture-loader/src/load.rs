@@ -355,6 +355,8 @@ fn load_one(
         event_count: 0,
         first_sequence_number: None,
         last_sequence_number: None,
+        first_enqueued_time: None,
+        last_enqueued_time: None,
     };
     // A failed file is tried again; a loaded one is skipped, or reported if it changed.
     if let Some(known) = store
@@ -394,8 +396,12 @@ fn load_one(
         Err(e) => return fail(store, &record, &e.to_string(), summary),
     };
     record.event_count = file.events.len() as i64;
-    record.first_sequence_number = file.events.iter().map(|e| e.sequence_number).min();
-    record.last_sequence_number = file.events.iter().map(|e| e.sequence_number).max();
+    let first = file.events.iter().min_by_key(|e| e.sequence_number);
+    let last = file.events.iter().max_by_key(|e| e.sequence_number);
+    record.first_sequence_number = first.map(|e| e.sequence_number);
+    record.last_sequence_number = last.map(|e| e.sequence_number);
+    record.first_enqueued_time = first.map(|e| e.enqueued_time);
+    record.last_enqueued_time = last.map(|e| e.enqueued_time);
     let mut rows = Vec::with_capacity(file.events.len());
     for event in file.events {
         let (body_json, undecodable) = runtime.block_on(body_json(decoder, &event));

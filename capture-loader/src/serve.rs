@@ -98,10 +98,16 @@ async fn handle(
         )
             .into_response();
     }
+    if method == Method::GET && uri.path() == "/report" {
+        if !authorized(&state, &headers, &uri) {
+            return error(StatusCode::UNAUTHORIZED, "missing or wrong webhook key");
+        }
+        return report(&state).await;
+    }
     if method != Method::POST {
         return error(
             StatusCode::METHOD_NOT_ALLOWED,
-            "POST Event Grid events here",
+            "POST Event Grid events here (GET /report for the report)",
         );
     }
     if !authorized(&state, &headers, &uri) {
@@ -169,6 +175,42 @@ async fn handle(
         }
     }
     reply(StatusCode::OK, json!({ "loaded": loaded }))
+}
+
+/// `GET /report`: the same page as `capture-loader report`, made afresh.
+async fn report(state: &Webhook) -> Response {
+    let db = state.loader.db.clone();
+    let page = tokio::task::spawn_blocking(move || {
+        let mut store = crate::db::open(db.expose())?;
+        crate::status::report_page(store.as_mut(), None, "Event Hubs Capture: what was loaded")
+    })
+    .await;
+    match page {
+        Ok(Ok(html)) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CONTENT_SECURITY_POLICY, crate::report::CSP),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            html,
+        )
+            .into_response(),
+        Ok(Err(e)) => {
+            tracing::error!("report failed: {e:#}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the report could not be made (see the log)",
+            )
+        }
+        Err(e) => {
+            tracing::error!("report task failed: {e}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the report could not be made (see the log)",
+            )
+        }
+    }
 }
 
 /// Load one notified file and check it against the notification.

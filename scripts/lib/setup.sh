@@ -103,6 +103,13 @@ ensure_postgres() {
     fi
 }
 
+# Debian's Chromium, for the report test (headless: a DOM dump, a screenshot, a net log).
+ensure_chromium() {
+    [ -x /usr/bin/chromium ] && return
+    log "installing Chromium (Debian) for the report test"
+    _apt_install chromium
+}
+
 # Azurite, Microsoft's storage emulator (npm), for the capture-loader's Blob Storage tests;
 # installed under ~/.cache, where the tests look for it.
 AZURITE_VERSION=3.37.0

@@ -42,6 +42,10 @@ pub struct FileRecord {
     pub event_count: i64,
     pub first_sequence_number: Option<i64>,
     pub last_sequence_number: Option<i64>,
+    /// Enqueue times of the first and the last event (by sequence number): the time
+    /// window around a gap next to this file.
+    pub first_enqueued_time: Option<DateTime<Utc>>,
+    pub last_enqueued_time: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -113,6 +117,70 @@ pub struct Status {
     pub failed_files: Vec<FailedFile>,
 }
 
+/// Which partition a file or a declaration belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct PartitionKey {
+    pub namespace: String,
+    pub event_hub: String,
+    pub partition_id: String,
+}
+
+/// A loaded file's sequence range, for gap analysis.
+#[derive(Debug, Clone)]
+pub struct LoadedFile {
+    pub partition: PartitionKey,
+    pub range: crate::gaps::FileRange,
+}
+
+/// A range declared expected-missing (`status --expect-missing`).
+#[derive(Debug, Clone)]
+pub struct DeclaredMissing {
+    pub partition: PartitionKey,
+    pub range: crate::gaps::ExpectedMissing,
+}
+
+/// Events of one partition enqueued in one minute (the `events_per_minute` view).
+#[derive(Debug, Clone)]
+pub struct MinuteCount {
+    pub partition: PartitionKey,
+    pub minute: DateTime<Utc>,
+    pub events: i64,
+}
+
+/// One row of the `sensor_stats` view.
+#[derive(Debug, Clone, Default)]
+pub struct SensorRow {
+    pub sensor_id: String,
+    pub events: i64,
+    pub min_temperature: Option<f64>,
+    pub avg_temperature: Option<f64>,
+    pub max_temperature: Option<f64>,
+    pub min_humidity: Option<f64>,
+    pub avg_humidity: Option<f64>,
+    pub max_humidity: Option<f64>,
+}
+
+/// Files and events the loader committed in one minute of its own (by `loaded_at`).
+#[derive(Debug, Clone)]
+pub struct LoadMinute {
+    pub minute: DateTime<Utc>,
+    pub files: i64,
+    pub events: i64,
+}
+
+/// What the report draws, read through the reporting views and `capture_files`.
+#[derive(Debug, Clone, Default)]
+pub struct ReportData {
+    pub events_per_minute: Vec<MinuteCount>,
+    /// The busiest sensors first, at most the limit asked for.
+    pub sensors: Vec<SensorRow>,
+    /// How many sensors there are in all.
+    pub sensor_count: i64,
+    /// `(status, files)`.
+    pub files_by_status: Vec<(String, i64)>,
+    pub loads_per_minute: Vec<LoadMinute>,
+}
+
 /// A database the loader writes to.
 pub trait Store: Send {
     fn known_file(&mut self, source: &str) -> anyhow::Result<Option<KnownFile>>;
@@ -121,6 +189,12 @@ pub trait Store: Send {
     /// Record that a file could not be loaded (nothing of it is in `capture_events`).
     fn record_failure(&mut self, file: &FileRecord, error: &str) -> anyhow::Result<()>;
     fn status(&mut self) -> anyhow::Result<Status>;
+    /// Every loaded (non-empty) file with its sequence range.
+    fn loaded_files(&mut self) -> anyhow::Result<Vec<LoadedFile>>;
+    fn expected_missing(&mut self) -> anyhow::Result<Vec<DeclaredMissing>>;
+    /// Record a declaration (kept; declaring the same range again changes its reason).
+    fn declare_missing(&mut self, declared: &DeclaredMissing) -> anyhow::Result<()>;
+    fn report_data(&mut self, sensor_limit: i64) -> anyhow::Result<ReportData>;
 }
 
 /// Open `url` (`sqlite://PATH`, `postgres://…`), creating or migrating the schema.

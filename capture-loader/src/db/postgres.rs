@@ -9,13 +9,16 @@ use postgres::types::{ToSql, Type};
 use postgres::{Client, Transaction};
 
 use super::{
-    EventRow, FailedFile, FileRecord, FileStatus, KnownFile, Loaded, PartitionStatus, Status,
-    Store, status_of,
+    DeclaredMissing, EventRow, FailedFile, FileRecord, FileStatus, KnownFile, LoadMinute, Loaded,
+    LoadedFile, MinuteCount, PartitionKey, PartitionStatus, ReportData, SensorRow, Status, Store,
+    status_of,
 };
+use crate::gaps::{ExpectedMissing, FileRange};
 
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE capture_files (
     source                TEXT PRIMARY KEY,
     size_bytes            BIGINT NOT NULL,
@@ -65,7 +68,48 @@ CREATE VIEW sensor_stats AS
       AND jsonb_typeof(body_json->'temperature') IN ('number', 'null')
     GROUP BY 1;
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+-- Gaps and the report: each file's enqueue-time bounds, declared expected-missing ranges,
+-- and humidity bounds in sensor_stats (new columns last, so queries by position still work).
+ALTER TABLE capture_files ADD COLUMN first_enqueued_time TIMESTAMPTZ,
+                          ADD COLUMN last_enqueued_time TIMESTAMPTZ;
+UPDATE capture_files f SET first_enqueued_time = t.first_time, last_enqueued_time = t.last_time
+FROM (SELECT source_file, min(enqueued_time) AS first_time, max(enqueued_time) AS last_time
+      FROM capture_events GROUP BY source_file) t
+WHERE f.source = t.source_file;
+CREATE TABLE capture_expected_missing (
+    namespace             TEXT NOT NULL,
+    event_hub             TEXT NOT NULL,
+    partition_id          TEXT NOT NULL,
+    first_sequence_number BIGINT NOT NULL CHECK (first_sequence_number >= 0),
+    last_sequence_number  BIGINT NOT NULL CHECK (last_sequence_number >= first_sequence_number),
+    reason                TEXT NOT NULL,
+    declared_at           TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (namespace, event_hub, partition_id, first_sequence_number, last_sequence_number)
+);
+DROP VIEW sensor_stats;
+CREATE VIEW sensor_stats AS
+    SELECT body_json->>'sensor_id' AS sensor_id,
+           count(*) AS events,
+           min((body_json->>'temperature')::float8) AS min_temperature,
+           avg((body_json->>'temperature')::float8) AS avg_temperature,
+           max((body_json->>'temperature')::float8) AS max_temperature,
+           avg((body_json->>'humidity')::float8) AS avg_humidity,
+           min(enqueued_time) AS first_enqueued_time,
+           max(enqueued_time) AS last_enqueued_time,
+           min((body_json->>'humidity')::float8) AS min_humidity,
+           max((body_json->>'humidity')::float8) AS max_humidity
+    FROM capture_events
+    WHERE jsonb_typeof(body_json) = 'object' AND body_json ? 'sensor_id'
+      AND jsonb_typeof(body_json->'temperature') IN ('number', 'null')
+      AND coalesce(jsonb_typeof(body_json->'humidity'), 'null') IN ('number', 'null')
+    GROUP BY 1;
+"#,
+    ),
+];
 
 /// Columns in COPY order, and their types.
 const COLUMNS: &str = "namespace, event_hub, partition_id, sequence_number, \"offset\", enqueued_time, partition_key, system_properties, properties, body, body_json";
@@ -136,13 +180,14 @@ fn upsert_file(
     error: Option<&str>,
 ) -> Result<u64, postgres::Error> {
     tx.execute(
-        "INSERT INTO capture_files (source, size_bytes, etag, namespace, event_hub, partition_id, event_count, first_sequence_number, last_sequence_number, status, error, loaded_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now())
+        "INSERT INTO capture_files (source, size_bytes, etag, namespace, event_hub, partition_id, event_count, first_sequence_number, last_sequence_number, status, error, loaded_at, first_enqueued_time, last_enqueued_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now(), $12, $13)
          ON CONFLICT (source) DO UPDATE SET size_bytes = EXCLUDED.size_bytes, etag = EXCLUDED.etag,
              namespace = EXCLUDED.namespace, event_hub = EXCLUDED.event_hub, partition_id = EXCLUDED.partition_id,
              event_count = EXCLUDED.event_count, first_sequence_number = EXCLUDED.first_sequence_number,
              last_sequence_number = EXCLUDED.last_sequence_number, status = EXCLUDED.status,
-             error = EXCLUDED.error, loaded_at = now()",
+             error = EXCLUDED.error, loaded_at = now(),
+             first_enqueued_time = EXCLUDED.first_enqueued_time, last_enqueued_time = EXCLUDED.last_enqueued_time",
         &[
             &file.source,
             &file.size,
@@ -155,8 +200,18 @@ fn upsert_file(
             &file.last_sequence_number,
             &status.as_str(),
             &error,
+            &file.first_enqueued_time,
+            &file.last_enqueued_time,
         ],
     )
+}
+
+fn partition_key(r: &postgres::Row, first: usize) -> PartitionKey {
+    PartitionKey {
+        namespace: r.get(first),
+        event_hub: r.get(first + 1),
+        partition_id: r.get(first + 2),
+    }
 }
 
 impl Store for PostgresStore {
@@ -273,6 +328,138 @@ impl Store for PostgresStore {
         Ok(Status {
             partitions,
             failed_files,
+        })
+    }
+
+    fn loaded_files(&mut self) -> anyhow::Result<Vec<LoadedFile>> {
+        let rows = self.client.query(
+            "SELECT namespace, event_hub, partition_id, source, first_sequence_number, last_sequence_number,
+                    first_enqueued_time, last_enqueued_time
+             FROM capture_files
+             WHERE status = 'loaded' AND namespace IS NOT NULL AND event_hub IS NOT NULL
+               AND partition_id IS NOT NULL AND first_sequence_number IS NOT NULL
+               AND last_sequence_number IS NOT NULL",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| LoadedFile {
+                partition: partition_key(r, 0),
+                range: FileRange {
+                    source: r.get(3),
+                    first_sequence_number: r.get(4),
+                    last_sequence_number: r.get(5),
+                    first_enqueued_time: r.get(6),
+                    last_enqueued_time: r.get(7),
+                },
+            })
+            .collect())
+    }
+
+    fn expected_missing(&mut self) -> anyhow::Result<Vec<DeclaredMissing>> {
+        let rows = self.client.query(
+            "SELECT namespace, event_hub, partition_id, first_sequence_number, last_sequence_number, reason
+             FROM capture_expected_missing ORDER BY 1, 2, 3, 4",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| DeclaredMissing {
+                partition: partition_key(r, 0),
+                range: ExpectedMissing {
+                    first_sequence_number: r.get(3),
+                    last_sequence_number: r.get(4),
+                    reason: r.get(5),
+                },
+            })
+            .collect())
+    }
+
+    fn declare_missing(&mut self, d: &DeclaredMissing) -> anyhow::Result<()> {
+        self.client.execute(
+            "INSERT INTO capture_expected_missing (namespace, event_hub, partition_id, first_sequence_number, last_sequence_number, reason)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (namespace, event_hub, partition_id, first_sequence_number, last_sequence_number)
+             DO UPDATE SET reason = EXCLUDED.reason, declared_at = now()",
+            &[
+                &d.partition.namespace,
+                &d.partition.event_hub,
+                &d.partition.partition_id,
+                &d.range.first_sequence_number,
+                &d.range.last_sequence_number,
+                &d.range.reason,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn report_data(&mut self, sensor_limit: i64) -> anyhow::Result<ReportData> {
+        let events_per_minute = self
+            .client
+            .query(
+                "SELECT namespace, event_hub, partition_id, minute, events FROM events_per_minute",
+                &[],
+            )?
+            .iter()
+            .map(|r| MinuteCount {
+                partition: partition_key(r, 0),
+                minute: r.get(3),
+                events: r.get(4),
+            })
+            .collect();
+        let sensors = self
+            .client
+            .query(
+                "SELECT sensor_id, events, min_temperature, avg_temperature, max_temperature,
+                        min_humidity, avg_humidity, max_humidity
+                 FROM sensor_stats ORDER BY events DESC, sensor_id LIMIT $1",
+                &[&sensor_limit],
+            )?
+            .iter()
+            .map(|r| SensorRow {
+                sensor_id: r.get::<_, Option<String>>(0).unwrap_or_default(),
+                events: r.get(1),
+                min_temperature: r.get(2),
+                avg_temperature: r.get(3),
+                max_temperature: r.get(4),
+                min_humidity: r.get(5),
+                avg_humidity: r.get(6),
+                max_humidity: r.get(7),
+            })
+            .collect();
+        let sensor_count: i64 = self
+            .client
+            .query_one("SELECT count(*) FROM sensor_stats", &[])?
+            .get(0);
+        let files_by_status = self
+            .client
+            .query(
+                "SELECT status, count(*) FROM capture_files GROUP BY status ORDER BY status",
+                &[],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let loads_per_minute = self
+            .client
+            .query(
+                "SELECT date_trunc('minute', loaded_at), count(*), sum(event_count)::bigint
+                 FROM capture_files WHERE status <> 'failed' GROUP BY 1 ORDER BY 1",
+                &[],
+            )?
+            .iter()
+            .map(|r| LoadMinute {
+                minute: r.get(0),
+                files: r.get(1),
+                events: r.get(2),
+            })
+            .collect();
+        Ok(ReportData {
+            events_per_minute,
+            sensors,
+            sensor_count,
+            files_by_status,
+            loads_per_minute,
         })
     }
 }

@@ -3,17 +3,21 @@
 //! JSON as text, queried with SQLite's JSON functions.
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    EventRow, FailedFile, FileRecord, FileStatus, KnownFile, Loaded, PartitionStatus, Status,
-    Store, status_of,
+    DeclaredMissing, EventRow, FailedFile, FileRecord, FileStatus, KnownFile, LoadMinute, Loaded,
+    LoadedFile, MinuteCount, PartitionKey, PartitionStatus, ReportData, SensorRow, Status, Store,
+    status_of,
 };
+use crate::gaps::{ExpectedMissing, FileRange};
 
 /// Versioned migrations, applied in order, each once.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE capture_files (
     source                TEXT PRIMARY KEY,
     size_bytes            INTEGER NOT NULL,
@@ -62,7 +66,46 @@ CREATE VIEW sensor_stats AS
     WHERE json_valid(body_json) AND json_extract(body_json, '$.sensor_id') IS NOT NULL
     GROUP BY json_extract(body_json, '$.sensor_id');
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+-- Gaps and the report: each file's enqueue-time bounds, declared expected-missing ranges,
+-- and humidity bounds in sensor_stats (new columns last, so queries by position still work).
+ALTER TABLE capture_files ADD COLUMN first_enqueued_time TEXT;
+ALTER TABLE capture_files ADD COLUMN last_enqueued_time TEXT;
+UPDATE capture_files SET first_enqueued_time = t.first_time, last_enqueued_time = t.last_time
+FROM (SELECT source_file, min(enqueued_time) AS first_time, max(enqueued_time) AS last_time
+      FROM capture_events GROUP BY source_file) AS t
+WHERE capture_files.source = t.source_file;
+CREATE TABLE capture_expected_missing (
+    namespace             TEXT NOT NULL,
+    event_hub             TEXT NOT NULL,
+    partition_id          TEXT NOT NULL,
+    first_sequence_number INTEGER NOT NULL CHECK (first_sequence_number >= 0),
+    last_sequence_number  INTEGER NOT NULL CHECK (last_sequence_number >= first_sequence_number),
+    reason                TEXT NOT NULL,
+    declared_at           TEXT NOT NULL,
+    PRIMARY KEY (namespace, event_hub, partition_id, first_sequence_number, last_sequence_number)
+);
+DROP VIEW sensor_stats;
+CREATE VIEW sensor_stats AS
+    SELECT json_extract(body_json, '$.sensor_id') AS sensor_id,
+           count(*) AS events,
+           min(json_extract(body_json, '$.temperature')) AS min_temperature,
+           avg(json_extract(body_json, '$.temperature')) AS avg_temperature,
+           max(json_extract(body_json, '$.temperature')) AS max_temperature,
+           avg(json_extract(body_json, '$.humidity')) AS avg_humidity,
+           min(enqueued_time) AS first_enqueued_time,
+           max(enqueued_time) AS last_enqueued_time,
+           min(json_extract(body_json, '$.humidity')) AS min_humidity,
+           max(json_extract(body_json, '$.humidity')) AS max_humidity
+    FROM capture_events
+    WHERE json_valid(body_json) AND json_extract(body_json, '$.sensor_id') IS NOT NULL
+    GROUP BY json_extract(body_json, '$.sensor_id');
+"#,
+    ),
+];
 
 pub struct SqliteStore {
     conn: Connection,
@@ -110,7 +153,25 @@ impl SqliteStore {
 }
 
 fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    rfc3339(chrono::Utc::now())
+}
+
+/// How times are stored: RFC 3339, UTC, milliseconds, `Z` (sorts as text).
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn parse_time(text: Option<String>) -> Option<DateTime<Utc>> {
+    text.and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn partition_key(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<PartitionKey> {
+    Ok(PartitionKey {
+        namespace: r.get(first)?,
+        event_hub: r.get(first + 1)?,
+        partition_id: r.get(first + 2)?,
+    })
 }
 
 fn upsert_file(
@@ -120,8 +181,8 @@ fn upsert_file(
     error: Option<&str>,
 ) -> rusqlite::Result<usize> {
     tx.execute(
-        "INSERT OR REPLACE INTO capture_files (source, size_bytes, etag, namespace, event_hub, partition_id, event_count, first_sequence_number, last_sequence_number, status, error, loaded_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        "INSERT OR REPLACE INTO capture_files (source, size_bytes, etag, namespace, event_hub, partition_id, event_count, first_sequence_number, last_sequence_number, status, error, loaded_at, first_enqueued_time, last_enqueued_time)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
             file.source,
             file.size,
@@ -134,7 +195,9 @@ fn upsert_file(
             file.last_sequence_number,
             status.as_str(),
             error,
-            now()
+            now(),
+            file.first_enqueued_time.map(rfc3339),
+            file.last_enqueued_time.map(rfc3339),
         ],
     )
 }
@@ -176,8 +239,7 @@ impl Store for SqliteStore {
                     e.partition_id,
                     e.sequence_number,
                     e.offset,
-                    e.enqueued_time
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    rfc3339(e.enqueued_time),
                     e.partition_key,
                     e.system_properties,
                     e.properties,
@@ -241,5 +303,188 @@ impl Store for SqliteStore {
             partitions,
             failed_files,
         })
+    }
+
+    fn loaded_files(&mut self) -> anyhow::Result<Vec<LoadedFile>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT namespace, event_hub, partition_id, source, first_sequence_number, last_sequence_number,
+                    first_enqueued_time, last_enqueued_time
+             FROM capture_files
+             WHERE status = 'loaded' AND namespace IS NOT NULL AND event_hub IS NOT NULL
+               AND partition_id IS NOT NULL AND first_sequence_number IS NOT NULL
+               AND last_sequence_number IS NOT NULL",
+        )?;
+        let files = stmt
+            .query_map([], |r| {
+                Ok(LoadedFile {
+                    partition: partition_key(r, 0)?,
+                    range: FileRange {
+                        source: r.get(3)?,
+                        first_sequence_number: r.get(4)?,
+                        last_sequence_number: r.get(5)?,
+                        first_enqueued_time: parse_time(r.get(6)?),
+                        last_enqueued_time: parse_time(r.get(7)?),
+                    },
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(files)
+    }
+
+    fn expected_missing(&mut self) -> anyhow::Result<Vec<DeclaredMissing>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT namespace, event_hub, partition_id, first_sequence_number, last_sequence_number, reason
+             FROM capture_expected_missing ORDER BY 1, 2, 3, 4",
+        )?;
+        let declared = stmt
+            .query_map([], |r| {
+                Ok(DeclaredMissing {
+                    partition: partition_key(r, 0)?,
+                    range: ExpectedMissing {
+                        first_sequence_number: r.get(3)?,
+                        last_sequence_number: r.get(4)?,
+                        reason: r.get(5)?,
+                    },
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(declared)
+    }
+
+    fn declare_missing(&mut self, d: &DeclaredMissing) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT INTO capture_expected_missing (namespace, event_hub, partition_id, first_sequence_number, last_sequence_number, reason, declared_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT DO UPDATE SET reason = excluded.reason, declared_at = excluded.declared_at",
+            params![
+                d.partition.namespace,
+                d.partition.event_hub,
+                d.partition.partition_id,
+                d.range.first_sequence_number,
+                d.range.last_sequence_number,
+                d.range.reason,
+                now()
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn report_data(&mut self, sensor_limit: i64) -> anyhow::Result<ReportData> {
+        let events_per_minute = self
+            .conn
+            .prepare(
+                "SELECT namespace, event_hub, partition_id, minute, events FROM events_per_minute",
+            )?
+            .query_map([], |r| {
+                Ok((partition_key(r, 0)?, r.get::<_, String>(3)?, r.get(4)?))
+            })?
+            .filter_map(|row| match row {
+                Ok((partition, minute, events)) => parse_time(Some(minute)).map(|minute| {
+                    Ok(MinuteCount {
+                        partition,
+                        minute,
+                        events,
+                    })
+                }),
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let sensors = self
+            .conn
+            .prepare(
+                "SELECT sensor_id, events, min_temperature, avg_temperature, max_temperature,
+                        min_humidity, avg_humidity, max_humidity
+                 FROM sensor_stats ORDER BY events DESC, sensor_id LIMIT ?1",
+            )?
+            .query_map([sensor_limit], |r| {
+                Ok(SensorRow {
+                    sensor_id: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    events: r.get(1)?,
+                    min_temperature: r.get(2)?,
+                    avg_temperature: r.get(3)?,
+                    max_temperature: r.get(4)?,
+                    min_humidity: r.get(5)?,
+                    avg_humidity: r.get(6)?,
+                    max_humidity: r.get(7)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let sensor_count = self
+            .conn
+            .query_row("SELECT count(*) FROM sensor_stats", [], |r| r.get(0))?;
+        let files_by_status = self
+            .conn
+            .prepare("SELECT status, count(*) FROM capture_files GROUP BY status ORDER BY status")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let loads_per_minute = self
+            .conn
+            .prepare(
+                "SELECT substr(loaded_at, 1, 16) || ':00Z', count(*), sum(event_count)
+                 FROM capture_files WHERE status != 'failed' GROUP BY 1 ORDER BY 1",
+            )?
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))?
+            .filter_map(|row| match row {
+                Ok((minute, files, events)) => parse_time(Some(minute)).map(|minute| {
+                    Ok(LoadMinute {
+                        minute,
+                        files,
+                        events,
+                    })
+                }),
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ReportData {
+            events_per_minute,
+            sensors,
+            sensor_count,
+            files_by_status,
+            loads_per_minute,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_2_backfills_file_times_in_a_database_made_by_version_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            // The database as the previous release left it: migration 1 only, one file.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+            )
+            .unwrap();
+            conn.execute_batch(MIGRATIONS[0].1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO schema_migrations VALUES (1, '2026-11-01T00:00:00.000Z');
+                 INSERT INTO capture_files (source, size_bytes, etag, namespace, event_hub, partition_id, event_count, first_sequence_number, last_sequence_number, status, loaded_at)
+                 VALUES ('f1', 10, 'x', 'ns', 'hub', '0', 2, 0, 1, 'loaded', '2026-11-01T00:00:00.000Z');
+                 INSERT INTO capture_events (namespace, event_hub, partition_id, sequence_number, \"offset\", enqueued_time, system_properties, properties, body_json, source_file)
+                 VALUES ('ns', 'hub', '0', 0, '0', '2026-11-01T10:00:00.000Z', '{}', '{}', '{\"sensor_id\":\"s\",\"temperature\":1,\"humidity\":30}', 'f1'),
+                        ('ns', 'hub', '0', 1, '1', '2026-11-01T10:00:05.000Z', '{}', '{}', '{\"sensor_id\":\"s\",\"temperature\":3,\"humidity\":50}', 'f1');",
+            )
+            .unwrap();
+        }
+        let mut store = SqliteStore::open(path.to_str().unwrap()).unwrap();
+        let files = store.loaded_files().unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(
+            files[0].range.first_enqueued_time.map(|t| t.to_rfc3339()),
+            Some("2026-11-01T10:00:00+00:00".to_string())
+        );
+        assert_eq!(
+            files[0].range.last_enqueued_time.map(|t| t.to_rfc3339()),
+            Some("2026-11-01T10:00:05+00:00".to_string())
+        );
+        let report = store.report_data(10).unwrap();
+        let s = &report.sensors[0];
+        assert_eq!((s.min_humidity, s.max_humidity), (Some(30.0), Some(50.0)));
+        assert_eq!(report.sensor_count, 1);
     }
 }
