@@ -355,6 +355,7 @@ mod tests {
             stale_partitions: 0,
         };
         let page = render(&data, &health, "A day");
+        eprintln!("a day of 32 partitions: {} bytes", page.len());
         assert!(page.len() < 1_500_000, "{} bytes", page.len());
         assert_eq!(page.matches("class=\"cell\"").count(), 32 * 144);
     }
