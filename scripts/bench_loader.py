@@ -129,14 +129,14 @@ def main():
     try:
         # The same schema for every contender: the loader's own migration.
         for k in ("copy", "python"):
-            measure([loader, "status"], dict(env, DATABASE_URL=urls[k] + "?sslmode=disable"))
+            measure([loader, "status"], dict(env, DATABASE_URL=urls[k]))
         print("PostgreSQL: our loader ...", flush=True)
-        r = measure([loader, "load", root, "--summary-json"], dict(env, DATABASE_URL=urls["ours"] + "?sslmode=disable"))
+        r = measure([loader, "load", root, "--summary-json"], dict(env, DATABASE_URL=urls["ours"]))
         assert json.loads(r["stdout"].splitlines()[-1])["events_inserted"] == N, r["stdout"]
         results["pg_ours"] = r
         print("PostgreSQL: our loader, --jobs 2 ...", flush=True)
         r = measure([loader, "load", root, "--jobs", "2", "--summary-json"],
-                    dict(env, DATABASE_URL=urls["jobs"] + "?sslmode=disable"))
+                    dict(env, DATABASE_URL=urls["jobs"]))
         assert json.loads(r["stdout"].splitlines()[-1])["events_inserted"] == N, r["stdout"]
         results["pg_ours_jobs2"] = r
         print("PostgreSQL: COPY FROM csv through psql ...", flush=True)

@@ -5,6 +5,7 @@
 //! number) is counted as a duplicate and never written twice. Each backend creates and
 //! migrates its own schema (versioned, in `schema_migrations`).
 
+pub mod pgconnect;
 pub mod postgres;
 pub mod sqlite;
 

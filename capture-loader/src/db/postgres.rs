@@ -133,12 +133,12 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     pub fn open(url: &str) -> anyhow::Result<Self> {
-        let tls = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls())
-            .context("setting up TLS")?
-            .build();
-        // The error names the cause, never the URL (it holds the password).
-        let client = Client::connect(url, postgres_openssl::MakeTlsConnector::new(tls))
-            .map_err(|e| anyhow::anyhow!("connecting to PostgreSQL failed: {e}"))?;
+        // libpq's rules (sslmode, PG* variables, the password file); errors name the cause,
+        // never the URL (it holds the password).
+        let target = super::pgconnect::resolve(url, &super::pgconnect::Environment::process())
+            .map_err(anyhow::Error::msg)?;
+        tracing::debug!(?target, "connecting to PostgreSQL");
+        let client = super::pgconnect::connect(&target).map_err(anyhow::Error::msg)?;
         let mut store = Self { client };
         store.migrate()?;
         Ok(store)

@@ -150,7 +150,7 @@ impl PgDatabase {
             return None;
         }
         let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        let url = format!("{base}/{name}?sslmode=disable");
+        let url = format!("{base}/{name}");
         Some(Self { admin, name, url })
     }
 
@@ -177,5 +177,206 @@ impl Drop for PgDatabase {
                 &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
             ])
             .status();
+    }
+}
+
+/// A PostgreSQL server of the test's own, with TLS from a CA made here: its certificate names
+/// `localhost` only (so `verify-full` to 127.0.0.1 is a host name mismatch). Roles, each with
+/// a database of its name: `anyone` (TLS or not), `tls_only` (refused without TLS),
+/// `plain_only` (refused with TLS); password `pw-<role>`. Runs as the `postgres` user
+/// (needs root); stopped on drop.
+pub struct TlsPostgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+    /// The CA that signed the server's certificate.
+    pub ca: PathBuf,
+    /// Another CA, which signed nothing the server has.
+    pub other_ca: PathBuf,
+}
+
+impl TlsPostgres {
+    pub fn start() -> Option<Self> {
+        let versions = std::fs::read_dir("/usr/lib/postgresql").ok().and_then(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path().join("bin"))
+                .filter(|p| p.join("initdb").exists())
+                .max()
+        });
+        let Some(bin) = versions else {
+            required("PostgreSQL's server binaries (Debian package postgresql)");
+            return None;
+        };
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .ok()
+            .is_some_and(|o| o.stdout == b"0\n");
+        if !root {
+            required("root, to run a private PostgreSQL as the postgres user");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let tls = dir.path().join("tls");
+        std::fs::create_dir(&tls).unwrap();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&tls)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        for ca in ["ca", "other-ca"] {
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=test {ca}"),
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+            ]);
+        }
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(tls.join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ]);
+        let run = |cmd: &mut Command| {
+            let out = cmd.output().unwrap();
+            assert!(
+                out.status.success(),
+                "{cmd:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(Command::new("chmod").arg("755").arg(dir.path()));
+        run(Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path()));
+        run(Command::new("chmod").arg("600").arg(tls.join("server.key")));
+        let data = dir.path().join("data");
+        let as_postgres = |program: &str| {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(bin.join(program));
+            cmd
+        };
+        run(as_postgres("initdb").arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--auth-local=trust",
+            "--auth-host=reject",
+        ]));
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\n\
+             hostssl   all tls_only   127.0.0.1/32 scram-sha-256\n\
+             hostnossl all tls_only   127.0.0.1/32 reject\n\
+             hostnossl all plain_only 127.0.0.1/32 scram-sha-256\n\
+             hostssl   all plain_only 127.0.0.1/32 reject\n\
+             host      all all        127.0.0.1/32 scram-sha-256\n",
+        )
+        .unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            dir.path().display(),
+            tls.join("server.crt").display(),
+            tls.join("server.key").display()
+        );
+        run(as_postgres("pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(dir.path().join("log"))
+            .args(["-w", "-o", &options, "start"]));
+        let server = Self {
+            ca: tls.join("ca.pem"),
+            other_ca: tls.join("other-ca.pem"),
+            dir,
+            bin,
+            port,
+        };
+        let mut sql = String::new();
+        for role in ["anyone", "tls_only", "plain_only"] {
+            sql.push_str(&format!("CREATE ROLE {role} LOGIN PASSWORD 'pw-{role}'; CREATE DATABASE {role} OWNER {role};"));
+        }
+        for statement in sql.split_inclusive(';') {
+            run(Command::new("psql").args([
+                "-h",
+                &server.dir.path().display().to_string(),
+                "-p",
+                &port.to_string(),
+                "-U",
+                "postgres",
+                "-qAtc",
+                statement,
+            ]));
+        }
+        Some(server)
+    }
+
+    /// `postgres://role:pw-role@host:port/role?query`.
+    pub fn url(&self, role: &str, host: &str, query: &str) -> String {
+        format!(
+            "postgres://{role}:pw-{role}@{host}:{}/{role}{}{query}",
+            self.port,
+            if query.is_empty() { "" } else { "?" }
+        )
+    }
+}
+
+impl Drop for TlsPostgres {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "stop"])
+            .output();
     }
 }
