@@ -37,6 +37,6 @@ output "schema_group" {
 
 output "database_url" {
   description = "DATABASE_URL for the capture-loader."
-  value       = "postgres://${azurerm_postgresql_flexible_server.loader.administrator_login}:${urlencode(random_password.postgres.result)}@${azurerm_postgresql_flexible_server.loader.fqdn}:5432/${azurerm_postgresql_flexible_server_database.capture.name}?sslmode=require"
+  value       = "postgres://${azurerm_postgresql_flexible_server.loader.administrator_login}:${urlencode(random_password.postgres.result)}@${azurerm_postgresql_flexible_server.loader.fqdn}:5432/${azurerm_postgresql_flexible_server_database.capture.name}?sslmode=verify-full&sslrootcert=system"
   sensitive   = true
 }

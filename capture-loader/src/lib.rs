@@ -100,8 +100,18 @@ pub struct DbArgs {
     )]
     pub db: Secret,
 
+    /// How to sign in to PostgreSQL
+    #[arg(long, env = "DATABASE_AUTH", value_enum, default_value = "password")]
+    pub db_auth: db::DbAuth,
+
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+impl DbArgs {
+    pub fn database(&self) -> anyhow::Result<db::Database> {
+        db::Database::new(self.db.clone(), self.db_auth)
+    }
 }
 
 /// What every loading command needs: the database, the registry for Confluent Avro
@@ -173,7 +183,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// A load, ready to run as often as needed.
 pub struct Loader {
-    db: Secret,
+    db: db::Database,
     decoder: Decoder,
     options: std::sync::Arc<load::LoadOptions>,
     jobs: usize,
@@ -209,7 +219,7 @@ impl Loader {
             None => None,
         };
         Ok(Self {
-            db: args.db.db,
+            db: args.db.database()?,
             decoder: Decoder::new(SchemaSet::embedded()?, registry),
             options: std::sync::Arc::new(options),
             jobs,
@@ -233,7 +243,7 @@ impl Loader {
     /// What the database knows of one source.
     pub async fn known_file(&self, source: &str) -> anyhow::Result<Option<db::KnownFile>> {
         let (db, source) = (self.db.clone(), source.to_string());
-        tokio::task::spawn_blocking(move || db::open(db.expose())?.known_file(&source)).await?
+        tokio::task::spawn_blocking(move || db.open()?.known_file(&source)).await?
     }
 
     async fn run_with(
@@ -242,10 +252,8 @@ impl Loader {
     ) -> anyhow::Result<load::Summary> {
         let (db, decoder, jobs) = (self.db.clone(), self.decoder.clone(), self.jobs);
         let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            load::load(db.expose(), &decoder, &options, &runtime, jobs)
-        })
-        .await?
+        tokio::task::spawn_blocking(move || load::load(&db, &decoder, &options, &runtime, jobs))
+            .await?
     }
 }
 

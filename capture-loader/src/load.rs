@@ -214,7 +214,7 @@ fn fingerprint(bytes: &[u8]) -> String {
 /// parallel, each with its own database connection; within a partition files load in
 /// window order.
 pub fn load(
-    db_url: &str,
+    db: &crate::db::Database,
     decoder: &Decoder,
     options: &LoadOptions,
     runtime: &tokio::runtime::Handle,
@@ -229,7 +229,7 @@ pub fn load(
         );
     }
     // Open (and migrate) once before the workers start, so they never race to migrate.
-    let first = crate::db::open(db_url)?;
+    let first = db.open()?;
     let total = candidates.len();
     let queue = Mutex::new(
         partition_groups(candidates)
@@ -249,7 +249,7 @@ pub fn load(
                 scope.spawn(move || -> anyhow::Result<Summary> {
                     let mut store = match store {
                         Some(s) => s,
-                        None => crate::db::open(db_url)?,
+                        None => db.open()?,
                     };
                     let mut part = Summary::default();
                     loop {

@@ -181,7 +181,7 @@ async fn handle(
 async fn report(state: &Webhook) -> Response {
     let db = state.loader.db.clone();
     let page = tokio::task::spawn_blocking(move || {
-        let mut store = crate::db::open(db.expose())?;
+        let mut store = db.open()?;
         crate::status::report_page(store.as_mut(), None, "Event Hubs Capture: what was loaded")
     })
     .await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use crate::db::{self, DeclaredMissing, PartitionKey, Store};
+use crate::db::{DeclaredMissing, PartitionKey, Store};
 use crate::gaps::ExpectedMissing;
 use crate::health::{self, Health};
 use crate::report;
@@ -102,7 +102,7 @@ fn parse_expected(spec: &str) -> Result<DeclaredMissing, String> {
 }
 
 pub fn run_status(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let mut store = db::open(args.db.db.expose())?;
+    let mut store = args.db.database()?.open()?;
     for declared in &args.expect_missing {
         let mut declared = declared.clone();
         declared.range.reason.clone_from(&args.reason);
@@ -194,7 +194,7 @@ pub fn report_page(
 }
 
 pub fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let mut store = db::open(args.db.db.expose())?;
+    let mut store = args.db.database()?.open()?;
     let page = report_page(store.as_mut(), args.stale_after, &args.title)?;
     std::fs::write(&args.output, page)
         .with_context(|| format!("writing {}", args.output.display()))?;

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::TlsPostgres;
+use test_support::{TokenService, TokenServiceOptions};
 
 /// Variables libpq reads: cleared so that only what a case sets applies.
 const LIBPQ_ENV: &[&str] = &[
@@ -360,4 +361,106 @@ fn debian_self_signed_cluster_connects_with_the_default_sslmode() {
         false,
     );
     assert!(err.contains("self-signed certificate"), "{err}");
+}
+
+#[test]
+fn entra_id_token_is_the_password_and_comes_from_the_credential_chain() {
+    let Some(pg) = TlsPostgres::start() else {
+        return;
+    };
+    let scope = "https://ossrdbms-aad.database.windows.net/.default";
+    let token = TokenService::unsigned_jwt(
+        "https://ossrdbms-aad.database.windows.net",
+        "tenant-1",
+        "app-1",
+        3600,
+    );
+    let service = TokenService::start(TokenServiceOptions {
+        tenant_id: "tenant-1".into(),
+        client_id: "app-1".into(),
+        client_secret: "client-secret-value".into(),
+        token: token.clone(),
+        lifetime_secs: 3600,
+    });
+    // Azure maps the Entra principal to a role that signs in with the token; here the
+    // role's password is that token.
+    pg.sql(&format!("CREATE ROLE entra_app LOGIN PASSWORD '{token}'"));
+    pg.sql("CREATE DATABASE entra_app OWNER entra_app");
+    let home = tempfile::tempdir().unwrap();
+    let authority = service.authority_host();
+    let env = [
+        ("AZURE_TENANT_ID", "tenant-1"),
+        ("AZURE_CLIENT_ID", "app-1"),
+        ("AZURE_CLIENT_SECRET", "client-secret-value"),
+        ("AZURE_AUTHORITY_HOST", authority.as_str()),
+        ("RUST_LOG", "debug"),
+    ];
+    // As Azure wants it: verify-full, no password anywhere.
+    let url = format!(
+        "postgres://entra_app@localhost:{}/entra_app?sslmode=verify-full&sslrootcert={}",
+        pg.port,
+        pg.ca.display()
+    );
+    let run = |env: &[(&str, &str)], url: &str, extra: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_capture-loader"));
+        cmd.args(["status", "--db", url, "--db-auth", "entra"])
+            .args(extra);
+        with_env(cmd, home.path(), env)
+    };
+    let out = run(&env, &url, &[]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        !err.contains(&token) && !err.contains("client-secret-value"),
+        "a secret reached the log: {err}"
+    );
+    let requests = service.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        (requests[0].scope.as_str(), requests[0].granted),
+        (scope, true)
+    );
+
+    // Each new process gets a token of its own (one per run; reused within it).
+    let out = run(&env, &url, &["--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(service.requests().len(), 2);
+
+    // Without the token the role cannot sign in: the password path fails.
+    let out = with_env(
+        {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_capture-loader"));
+            c.args(["status", "--db", &url]);
+            c
+        },
+        home.path(),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+
+    // A wrong secret: Entra's reason, not the secret.
+    let mut wrong = env.to_vec();
+    wrong[2] = ("AZURE_CLIENT_SECRET", "not-the-secret");
+    let out = run(&wrong, &url, &[]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("AADSTS7000215: Invalid client secret provided."),
+        "{err}"
+    );
+    assert!(!err.contains("not-the-secret"), "{err}");
+
+    // No credential at all: the chain says what it tried.
+    let out = run(&[], &url, &[]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.contains("no Microsoft Entra ID credential worked") && err.contains("AZURE_TENANT_ID"),
+        "{err}"
+    );
+
+    // A password in the URL as well is refused as ambiguous.
+    let with_password = url.replace("entra_app@", "entra_app:pw@");
+    let out = run(&env, &with_password, &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("leave the password out of the URL"));
 }

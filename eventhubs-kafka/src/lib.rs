@@ -11,6 +11,7 @@ pub mod capture;
 pub mod cli;
 pub mod connection_string;
 pub mod encoding;
+pub mod identity;
 pub mod kafka;
 pub mod logging;
 pub mod registry;

@@ -3,12 +3,14 @@
 
 pub mod broker;
 pub mod registry;
+pub mod token;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 pub use broker::{Broker, BrokerInfo, Listener, PrivateKafka};
 pub use registry::TestSchemaRegistry;
+pub use token::{TokenService, TokenServiceOptions};
 
 /// Environment variables the tools read; cleared before each run so that the developer's
 /// own settings never leak into a test.

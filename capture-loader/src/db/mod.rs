@@ -9,7 +9,11 @@ pub mod pgconnect;
 pub mod postgres;
 pub mod sqlite;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
+use eventhubs_kafka::identity::{TokenCache, default_credential};
+use eventhubs_kafka::secret::Secret;
 use serde::Serialize;
 
 /// One row of `capture_events`.
@@ -198,15 +202,66 @@ pub trait Store: Send {
     fn report_data(&mut self, sensor_limit: i64) -> anyhow::Result<ReportData>;
 }
 
-/// Open `url` (`sqlite://PATH`, `postgres://…`), creating or migrating the schema.
-pub fn open(url: &str) -> anyhow::Result<Box<dyn Store>> {
-    if let Some(path) = url.strip_prefix("sqlite://") {
-        return Ok(Box::new(sqlite::SqliteStore::open(path)?));
+/// The scope of Azure Database for PostgreSQL's Entra ID tokens.
+pub const POSTGRES_ENTRA_SCOPE: &str = "https://ossrdbms-aad.database.windows.net/.default";
+
+/// How to sign in to PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DbAuth {
+    /// The password from the URL, PGPASSWORD or the password file
+    Password,
+    /// A Microsoft Entra ID access token as the password (Azure Database for PostgreSQL),
+    /// from AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET (AZURE_AUTHORITY_HOST);
+    /// a fresh one for each connection once the last has less than 5 minutes left
+    Entra,
+}
+
+/// Which database, and how to sign in: opened the same way by every command.
+#[derive(Clone)]
+pub struct Database {
+    url: Secret,
+    entra: Option<Arc<TokenCache>>,
+}
+
+impl Database {
+    pub fn new(url: Secret, auth: DbAuth) -> anyhow::Result<Self> {
+        let postgres = is_postgres(url.expose());
+        let entra = match auth {
+            DbAuth::Password => None,
+            DbAuth::Entra if !postgres => {
+                anyhow::bail!(
+                    "--db-auth entra signs in to PostgreSQL; this --db is not postgres://"
+                )
+            }
+            DbAuth::Entra => {
+                let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+                Some(Arc::new(TokenCache::new(
+                    Box::new(default_credential(&env)),
+                    POSTGRES_ENTRA_SCOPE,
+                )))
+            }
+        };
+        Ok(Self { url, entra })
     }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Box::new(postgres::PostgresStore::open(url)?));
+
+    /// Open (`sqlite://PATH`, `postgres://…`), creating or migrating the schema.
+    pub fn open(&self) -> anyhow::Result<Box<dyn Store>> {
+        let url = self.url.expose();
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            return Ok(Box::new(sqlite::SqliteStore::open(path)?));
+        }
+        if is_postgres(url) {
+            return Ok(Box::new(postgres::PostgresStore::open(
+                url,
+                self.entra.as_deref(),
+            )?));
+        }
+        anyhow::bail!("--db must be sqlite://PATH or postgres://…; got a URL with another scheme")
     }
-    anyhow::bail!("--db must be sqlite://PATH or postgres://…; got a URL with another scheme")
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// `status` of a file from its event count.

@@ -74,6 +74,8 @@ pub struct Target {
     pub sslmode: SslMode,
     pub root_cert: RootCert,
     pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// The URL itself carried a password (not PGPASSWORD or the password file).
+    pub url_has_password: bool,
 }
 
 impl std::fmt::Debug for Target {
@@ -142,6 +144,7 @@ pub fn resolve(url: &str, env: &Environment<'_>) -> Result<Target, String> {
         .parse()
         .map_err(|e| format!("the PostgreSQL URL is not valid: {e}"))?;
 
+    let url_has_password = config.get_password().is_some();
     let var = env.var;
     if config.get_hosts().is_empty() {
         match var("PGHOST") {
@@ -233,6 +236,7 @@ pub fn resolve(url: &str, env: &Environment<'_>) -> Result<Target, String> {
         sslmode,
         root_cert,
         client_cert,
+        url_has_password,
     })
 }
 

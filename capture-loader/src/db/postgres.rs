@@ -132,11 +132,25 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    pub fn open(url: &str) -> anyhow::Result<Self> {
+    pub fn open(
+        url: &str,
+        entra: Option<&eventhubs_kafka::identity::TokenCache>,
+    ) -> anyhow::Result<Self> {
         // libpq's rules (sslmode, PG* variables, the password file); errors name the cause,
         // never the URL (it holds the password).
-        let target = super::pgconnect::resolve(url, &super::pgconnect::Environment::process())
+        let mut target = super::pgconnect::resolve(url, &super::pgconnect::Environment::process())
             .map_err(anyhow::Error::msg)?;
+        if let Some(tokens) = entra {
+            if target.url_has_password {
+                anyhow::bail!(
+                    "--db-auth entra uses a Microsoft Entra ID token as the password: leave the password out of the URL"
+                );
+            }
+            let token = tokens
+                .token()
+                .context("getting a Microsoft Entra ID token for PostgreSQL")?;
+            target.config.password(token.token.expose());
+        }
         tracing::debug!(?target, "connecting to PostgreSQL");
         let client = super::pgconnect::connect(&target).map_err(anyhow::Error::msg)?;
         let mut store = Self { client };

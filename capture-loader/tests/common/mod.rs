@@ -359,6 +359,25 @@ impl TlsPostgres {
         Some(server)
     }
 
+    /// Run SQL as the superuser, over the server's Unix socket.
+    pub fn sql(&self, statement: &str) {
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                &self.dir.path().display().to_string(),
+                "-p",
+                &self.port.to_string(),
+            ])
+            .args(["-U", "postgres", "-qAtc", statement])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `postgres://role:pw-role@host:port/role?query`.
     pub fn url(&self, role: &str, host: &str, query: &str) -> String {
         format!(
