@@ -6,6 +6,7 @@
 //! [`eventhubs_kafka::encoding::Decoder`] the consumer uses, and hands each file's rows to a
 //! [`db::Store`], which writes them and the file's record in one transaction.
 
+pub mod allow;
 pub mod blob;
 pub mod db;
 pub mod gaps;
@@ -65,6 +66,17 @@ pub struct ServeArgs {
     /// Largest request body accepted
     #[arg(long, default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
+
+    /// Where notified files may be: https://<account>.blob.core.windows.net/<container>[/<prefix>]
+    /// (repeatable, or comma-separated in the variable). A fileUrl anywhere else is refused
+    /// (403) before anything is read
+    #[arg(
+        long,
+        env = "CAPTURE_LOADER_ALLOWED_LOCATIONS",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub allow_location: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -325,6 +337,12 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context(
             "set CAPTURE_LOADER_WEBHOOK_KEY: the webhook refuses to run without a shared secret",
         )?;
+    let allowed = allow::AllowList::parse(&args.allow_location).map_err(anyhow::Error::msg)?;
+    if allowed.is_empty() {
+        anyhow::bail!(
+            "give --allow-location (CAPTURE_LOADER_ALLOWED_LOCATIONS): the storage locations notifications may name, e.g. https://<account>.blob.core.windows.net/capture; the webhook loads nothing else"
+        );
+    }
     let loader = Loader::without_sources(args.loader)?;
     // Migrate (and check the database) before accepting notifications.
     loader.known_file("").await?;
@@ -333,6 +351,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         serve::Webhook {
             loader,
             key: Secret::new(key),
+            allowed,
             max_body_bytes: args.max_body_bytes,
             lock: tokio::sync::Mutex::new(()),
         },

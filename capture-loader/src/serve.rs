@@ -26,6 +26,8 @@ pub const KEY_HEADER: &str = "x-capture-loader-key";
 pub struct Webhook {
     pub loader: Loader,
     pub key: Secret,
+    /// Where notified files may be (see [`crate::allow`]).
+    pub allowed: crate::allow::AllowList,
     pub max_body_bytes: usize,
     /// One load at a time: notifications are small and a file's load is one transaction.
     pub lock: tokio::sync::Mutex<()>,
@@ -59,16 +61,40 @@ fn error(status: StatusCode, message: &str) -> Response {
 fn authorized(state: &Webhook, headers: &HeaderMap, uri: &Uri) -> bool {
     let expected = state.key.expose().as_bytes();
     let from_header = headers.get(KEY_HEADER).map(|v| v.as_bytes());
+    // Event Grid sends the URL as configured: a key with `+`, `/` or `=` arrives
+    // percent-encoded in `?code=`.
     let from_query = uri.query().and_then(|q| {
         q.split('&')
             .filter_map(|p| p.split_once('='))
             .find(|(k, _)| *k == "code")
-            .map(|(_, v)| v.as_bytes())
+            .map(|(_, v)| percent_decode(v))
     });
-    [from_header, from_query]
-        .into_iter()
-        .flatten()
-        .any(|given| constant_time_eq(given, expected))
+    from_header.is_some_and(|given| constant_time_eq(given, expected))
+        || from_query.is_some_and(|given| constant_time_eq(&given, expected))
+}
+
+fn percent_decode(s: &str) -> Vec<u8> {
+    let bytes = s.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -110,9 +136,6 @@ async fn handle(
             "POST Event Grid events here (GET /report for the report)",
         );
     }
-    if !authorized(&state, &headers, &uri) {
-        return error(StatusCode::UNAUTHORIZED, "missing or wrong webhook key");
-    }
     let bytes = match to_bytes(body, state.max_body_bytes).await {
         Ok(b) => b,
         Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
@@ -138,6 +161,8 @@ async fn handle(
             .unwrap_or_default()
             .to_string()
     };
+    // The validation handshake is answered without the key: Event Grid may send it without
+    // the delivery headers that carry the key, and echoing its code grants nothing.
     if let Some(validation) = events
         .iter()
         .find(|e| kind(e) == "Microsoft.EventGrid.SubscriptionValidationEvent")
@@ -153,7 +178,11 @@ async fn handle(
             ),
         };
     }
-    let mut loaded = Vec::new();
+    if !authorized(&state, &headers, &uri) {
+        return error(StatusCode::UNAUTHORIZED, "missing or wrong webhook key");
+    }
+    // Every file of the request is checked before any is read.
+    let mut files = Vec::new();
     for event in events
         .iter()
         .filter(|e| kind(e) == "Microsoft.EventHub.CaptureFileCreated")
@@ -165,6 +194,17 @@ async fn handle(
                 "CaptureFileCreated without data.fileUrl",
             );
         };
+        match state.allowed.check(url) {
+            Ok(canonical) => files.push((canonical, data)),
+            Err(why) => {
+                tracing::warn!(file = url, "notification refused: {why}");
+                return error(StatusCode::FORBIDDEN, &format!("fileUrl refused: {why}"));
+            }
+        }
+    }
+    let mut loaded = Vec::new();
+    for (url, data) in files {
+        let url = url.as_str();
         match load_file(&state, url, data).await {
             Ok(()) => loaded.push(url.to_string()),
             Err(e) => {

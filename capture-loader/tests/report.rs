@@ -446,6 +446,10 @@ fn serve_answers_get_report_behind_the_key() {
         .port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_capture-loader"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--allow-location",
+            "https://acme.blob.core.windows.net/capture",
+        ])
         .env("DATABASE_URL", &db)
         .env("CAPTURE_LOADER_WEBHOOK_KEY", "report-key")
         .stdout(Stdio::null())

@@ -28,6 +28,11 @@ impl Drop for Server {
 }
 
 fn start_server(az: &Azurite, db: &Path) -> Server {
+    start_server_with(az, db, WEBHOOK_KEY)
+}
+
+/// The webhook, allowed to load from Azurite's `capture` container only.
+fn start_server_with(az: &Azurite, db: &Path, key: &str) -> Server {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -40,9 +45,11 @@ fn start_server(az: &Azurite, db: &Path) -> Server {
             &format!("127.0.0.1:{port}"),
             "--max-body-bytes",
             "65536",
+            "--allow-location",
+            &format!("{}/capture", az.endpoint),
         ])
         .env("DATABASE_URL", format!("sqlite://{}", db.display()))
-        .env("CAPTURE_LOADER_WEBHOOK_KEY", WEBHOOK_KEY)
+        .env("CAPTURE_LOADER_WEBHOOK_KEY", key)
         .env("AZURE_STORAGE_CONNECTION_STRING", &az.connection_string)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -265,6 +272,184 @@ async fn event_grid_notifications_load_files_once_and_handshakes_are_answered() 
     .await
     .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_urls_outside_the_allowed_locations_are_refused_before_any_access() {
+    let (Some(fixture_dir), Some(bin)) = (fixtures(), azurite_bin()) else {
+        return;
+    };
+    let az = Azurite::start(&bin);
+    let blob = "ns1/telemetry/0/2017/10/16/18/18/00.avro";
+    az.upload(
+        "capture",
+        &[(
+            blob.to_string(),
+            fixture_dir.join("telemetry-380-events.avro"),
+        )],
+    );
+    az.upload(
+        "private",
+        &[(
+            blob.to_string(),
+            fixture_dir.join("telemetry-380-events.avro"),
+        )],
+    );
+    // A canary on loopback: the webhook must never connect to it.
+    let canary = TcpListener::bind("127.0.0.1:0").unwrap();
+    canary.set_nonblocking(true).unwrap();
+    let canary_port = canary.local_addr().unwrap().port();
+    let local = fixture_dir.join("telemetry-380-events.avro");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hook.db");
+    let server = start_server(&az, &db);
+    let client = reqwest::Client::new();
+    let template = payload("eventgrid-azure-sdk-for-java-EventHubCaptureFileCreatedEvent.json");
+    for url in [
+        local.display().to_string(),
+        format!("file://{}", local.display()),
+        "az://private/ns1/telemetry/0/2017/10/16/18/18/00.avro".to_string(),
+        format!("{}/private/{blob}", az.endpoint),
+        format!("{}/capture/../private/{blob}", az.endpoint),
+        format!("{}/capture/%2e%2e/private/{blob}", az.endpoint),
+        format!("http://127.0.0.1:{canary_port}/devstoreaccount1/capture/{blob}"),
+        format!("https://127.0.0.1:{canary_port}/devstoreaccount1/capture/{blob}"),
+        format!(
+            "https://devstoreaccount1.blob.core.windows.net@127.0.0.1:{canary_port}/capture/{blob}"
+        ),
+        "https://attacker.example/capture/x.avro".to_string(),
+    ] {
+        let body = retarget(template.clone(), &url, 380, 8180, 8559);
+        let resp = client
+            .post(&server.url)
+            .header("x-capture-loader-key", WEBHOOK_KEY)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 403, "{url}");
+        let text = resp.text().await.unwrap();
+        assert!(text.contains("fileUrl refused"), "{url}: {text}");
+    }
+    // A batch with one allowed and one refused file loads neither.
+    let mut batch = retarget(
+        template.clone(),
+        &format!("{}/capture/{blob}", az.endpoint),
+        380,
+        8180,
+        8559,
+    );
+    let mut second = batch[0].clone();
+    second["data"]["fileUrl"] = Value::from(format!("{}/private/{blob}", az.endpoint));
+    batch.as_array_mut().unwrap().push(second);
+    let resp = client
+        .post(&server.url)
+        .header("x-capture-loader-key", WEBHOOK_KEY)
+        .body(batch.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    assert!(
+        !db.exists() || rows(&db) == 0,
+        "nothing may be loaded from a refused request"
+    );
+    assert!(
+        matches!(canary.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the webhook connected to a host it was not allowed to"
+    );
+    // The allowed file itself loads.
+    let ok = retarget(
+        template,
+        &format!("{}/capture/{blob}", az.endpoint),
+        380,
+        8180,
+        8559,
+    );
+    let resp = client
+        .post(&server.url)
+        .header("x-capture-loader-key", WEBHOOK_KEY)
+        .body(ok.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(rows(&db), 380);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_needs_no_key_and_a_percent_encoded_code_is_decoded() {
+    let Some(bin) = azurite_bin() else {
+        return;
+    };
+    let az = Azurite::start(&bin);
+    let dir = tempfile::tempdir().unwrap();
+    let key = "k+y/with=specials";
+    let server = start_server_with(&az, &dir.path().join("hook.db"), key);
+    let client = reqwest::Client::new();
+    // Event Grid may send the handshake without the delivery headers that carry the key.
+    let validation = serde_json::json!([{
+        "id": "2d1781af-3a4c-4d7c-bd0c-e34b19da4e66",
+        "topic": "/subscriptions/x",
+        "subject": "",
+        "data": {"validationCode": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"},
+        "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+        "eventTime": "2018-01-25T22:12:19.4556811Z",
+        "metadataVersion": "1",
+        "dataVersion": "1"
+    }]);
+    let resp = client
+        .post(&server.url)
+        .body(validation.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["validationResponse"],
+        "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"
+    );
+    // Deliveries still need it; in ?code= it arrives percent-encoded.
+    let nothing = serde_json::json!([]);
+    let resp = client
+        .post(&server.url)
+        .body(nothing.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let resp = client
+        .post(format!("{}?code=k%2By%2Fwith%3Dspecials", server.url))
+        .body(nothing.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let resp = client
+        .post(format!("{}?code=k%2By%2Fwith%3Dspecial", server.url))
+        .body(nothing.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+}
+
+#[test]
+fn serve_refuses_to_start_without_allowed_locations() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_capture-loader"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("x.db").display()),
+        )
+        .env("CAPTURE_LOADER_WEBHOOK_KEY", "k")
+        .env_remove("CAPTURE_LOADER_ALLOWED_LOCATIONS")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-location"));
 }
 
 #[test]
