@@ -85,7 +85,7 @@ pub struct WatchArgs {
     pub load: LoadArgs,
 
     /// Time between polls
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = eventhubs_kafka::cli::values::duration)]
     pub interval: std::time::Duration,
 }
 

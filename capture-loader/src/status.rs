@@ -38,7 +38,7 @@ pub struct StatusArgs {
 
     /// A partition whose newest event is older than this is stale (Capture or the loader
     /// has stopped), which makes the exit status 1 too
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = eventhubs_kafka::cli::values::duration)]
     pub stale_after: Option<Duration>,
 }
 
@@ -52,7 +52,7 @@ pub struct ReportArgs {
     pub output: std::path::PathBuf,
 
     /// Mark partitions whose newest event is older than this as stale
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = eventhubs_kafka::cli::values::duration)]
     pub stale_after: Option<Duration>,
 
     /// The page's title

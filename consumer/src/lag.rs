@@ -31,7 +31,7 @@ pub struct LagArgs {
     pub json: bool,
 
     /// How long to wait for the broker
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = eventhubs_kafka::cli::values::duration)]
     pub timeout: Duration,
 }
 

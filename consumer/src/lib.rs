@@ -92,15 +92,15 @@ pub struct ConsumeArgs {
     pub output: OutputFormat,
 
     /// How often stored offsets are committed (the service throttles commits to 4/s per partition)
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = eventhubs_kafka::cli::values::duration)]
     pub commit_interval: Duration,
 
     /// Stop after this many events
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = eventhubs_kafka::cli::values::at_least_one)]
     pub max_events: Option<u64>,
 
     /// Stop after this long without an event
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = eventhubs_kafka::cli::values::duration)]
     pub idle_timeout: Option<Duration>,
 
     /// Send undecodable events to this topic (original key and headers, plus an error header)
@@ -112,7 +112,7 @@ pub struct ConsumeArgs {
     pub on_undecodable: OnUndecodable,
 
     /// How long to wait for the broker at start-up
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = eventhubs_kafka::cli::values::duration)]
     pub connect_timeout: Duration,
 
     /// Write what is consumed as Event Hubs Capture files under DIR (instead of JSON lines);
@@ -121,11 +121,12 @@ pub struct ConsumeArgs {
     pub capture_dir: Option<std::path::PathBuf>,
 
     /// Capture time window: one file per partition per window
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, help_heading = "Local capture")]
+    #[arg(long, default_value = "60s", value_parser = eventhubs_kafka::cli::values::duration, help_heading = "Local capture")]
     pub capture_window: Duration,
 
     /// Capture size window: a file is written early when its events reach this many bytes
-    #[arg(long, default_value_t = 64 << 20, help_heading = "Local capture")]
+    #[arg(long, default_value_t = 64 << 20, help_heading = "Local capture",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=(1 << 40)))]
     pub capture_size_limit: usize,
 
     /// Namespace in capture paths [default: the connection string's namespace, else `local`]

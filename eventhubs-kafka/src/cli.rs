@@ -262,6 +262,72 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Value parsers for numeric and duration flags: a bad value is a usage error (exit 2) at
+/// parse time, never a panic or a silent surprise later (a zero period, an `Instant`
+/// overflow, a NaN rate).
+pub mod values {
+    use std::time::Duration;
+
+    /// The longest duration any flag takes (a year): more overflows `Instant` arithmetic.
+    pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+    /// A duration greater than zero and at most [`MAX_DURATION`] (`500ms`, `30s`, `5m`).
+    pub fn duration(s: &str) -> Result<Duration, String> {
+        let d = humantime::parse_duration(s)
+            .map_err(|e| format!("`{s}`: {e} (e.g. 500ms, 30s, 5m)"))?;
+        if d.is_zero() {
+            return Err(format!("`{s}`: must be greater than zero"));
+        }
+        if d > MAX_DURATION {
+            return Err(format!("`{s}`: at most a year (366 days)"));
+        }
+        Ok(d)
+    }
+
+    /// Events per second: a finite number from 0.001 to 10,000,000 (leave `--rate` out for
+    /// no limit).
+    pub fn rate(s: &str) -> Result<f64, String> {
+        let r: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not a number of events per second"))?;
+        if !r.is_finite() || !(0.001..=10_000_000.0).contains(&r) {
+            return Err(format!(
+                "`{s}`: give a rate from 0.001 to 10000000 events/s; leave --rate out for no limit"
+            ));
+        }
+        Ok(r)
+    }
+
+    /// A whole number of at least 1.
+    pub fn at_least_one(s: &str) -> Result<u64, String> {
+        match s.trim().parse::<u64>() {
+            Ok(0) => Err(format!("`{s}`: must be at least 1")),
+            Ok(n) => Ok(n),
+            Err(_) => Err(format!("`{s}` is not a whole number")),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn bad_values_are_refused_with_a_reason() {
+            for bad in ["0s", "0", "abc", "-1s", "1000y"] {
+                assert!(duration(bad).is_err(), "{bad}");
+            }
+            assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
+            for bad in ["NaN", "inf", "-1", "0", "1e-20", "1e300", "fast"] {
+                assert!(rate(bad).is_err(), "{bad}");
+            }
+            assert_eq!(rate("1500"), Ok(1500.0));
+            assert!(at_least_one("0").is_err() && at_least_one("x").is_err());
+            assert_eq!(at_least_one("7"), Ok(7));
+        }
+    }
+}
+
 /// A Confluent-compatible schema registry.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Schema registry")]

@@ -81,7 +81,8 @@ pub struct ProduceArgs {
     pub input: Option<PathBuf>,
 
     /// Distinct sensor ids for --generate
-    #[arg(long, default_value_t = 100, value_name = "K", help_heading = "Input")]
+    #[arg(long, default_value_t = 100, value_name = "K", help_heading = "Input",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
     pub sensors: usize,
 
     /// Seed for --generate, for repeatable data (default: from the clock)
@@ -89,7 +90,7 @@ pub struct ProduceArgs {
     pub seed: Option<u64>,
 
     /// Events per second at most (default: as fast as the broker takes them)
-    #[arg(long, value_name = "R", help_heading = "Input")]
+    #[arg(long, value_name = "R", help_heading = "Input", value_parser = eventhubs_kafka::cli::values::rate)]
     pub rate: Option<f64>,
 
     /// Skip and count invalid input lines instead of stopping at the first one
@@ -109,11 +110,12 @@ pub struct ProduceArgs {
     pub key_field: String,
 
     /// Send every event to this partition instead of partitioning by key
-    #[arg(long, value_name = "P", help_heading = "Delivery")]
+    #[arg(long, value_name = "P", help_heading = "Delivery", value_parser = clap::value_parser!(i32).range(0..))]
     pub partition: Option<i32>,
 
     /// Largest event (key + value) accepted; Event Hubs takes at most 1 MB per event
-    #[arg(long, default_value_t = 1_000_000, help_heading = "Delivery")]
+    #[arg(long, default_value_t = 1_000_000, help_heading = "Delivery",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000_000))]
     pub max_event_bytes: usize,
 
     /// Create the topic if it is missing (local brokers; event hubs are made by terraform)
@@ -121,19 +123,20 @@ pub struct ProduceArgs {
     pub ensure_topic: bool,
 
     /// Partitions for --ensure-topic
-    #[arg(long, default_value_t = 4, value_name = "P", help_heading = "Delivery")]
+    #[arg(long, default_value_t = 4, value_name = "P", help_heading = "Delivery",
+          value_parser = clap::value_parser!(i32).range(1..=10_000))]
     pub partitions: i32,
 
     /// Replication factor for --ensure-topic
-    #[arg(long, default_value_t = 1, help_heading = "Delivery")]
+    #[arg(long, default_value_t = 1, help_heading = "Delivery", value_parser = clap::value_parser!(i32).range(1..=32))]
     pub replication_factor: i32,
 
     /// How long to wait, at the end, for events still in flight
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, help_heading = "Delivery")]
+    #[arg(long, default_value = "30s", value_parser = eventhubs_kafka::cli::values::duration, help_heading = "Delivery")]
     pub flush_timeout: Duration,
 
     /// How long to wait for the broker at start-up
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration, help_heading = "Delivery")]
+    #[arg(long, default_value = "15s", value_parser = eventhubs_kafka::cli::values::duration, help_heading = "Delivery")]
     pub connect_timeout: Duration,
 
     /// Print one JSON summary object on stdout at the end (otherwise a line on stderr)
