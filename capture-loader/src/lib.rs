@@ -271,7 +271,10 @@ impl Loader {
 
 fn print_summary(summary: &load::Summary, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string(summary)?);
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", serde_json::to_string(summary)?)?;
+        out.flush()?;
     } else {
         eprintln!(
             "capture-loader: {} files loaded, {} empty, {} already loaded, {} changed, {} failed; {} events inserted, {} duplicates, {} bodies kept as bytes only; {:.2} s ({:.0} events/s)",

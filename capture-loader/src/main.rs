@@ -8,12 +8,6 @@ use clap::Parser;
 async fn main() -> ExitCode {
     let args = capture_loader::Cli::parse();
     eventhubs_kafka::logging::init(args.log());
-    match capture_loader::run(args).await {
-        Ok(code) => code,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    let log = args.log().clone();
+    eventhubs_kafka::logging::finish(capture_loader::run(args).await, &log)
 }

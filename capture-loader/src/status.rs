@@ -2,6 +2,7 @@
 //! [`Health`] assessment; `status` prints it (table or JSON) and exits 1 when a scheduler
 //! should alert, `report` draws it.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -112,11 +113,13 @@ pub fn run_status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     let health = health::assess(store.as_mut(), chrono::Utc::now(), args.stale_after)
         .context("reading the load status")?;
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string(&health)?);
+        writeln!(out, "{}", serde_json::to_string(&health)?)?;
     } else {
-        print_table(&health);
+        print_table(&mut out, &health)?;
     }
+    out.flush()?;
     Ok(if health.is_healthy() {
         ExitCode::SUCCESS
     } else {
@@ -124,13 +127,15 @@ pub fn run_status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn print_table(health: &Health) {
-    println!(
+fn print_table(out: &mut impl Write, health: &Health) -> std::io::Result<()> {
+    writeln!(
+        out,
         "{:<24} {:<20} {:>9} {:>6} {:>10} {:>14}  LAST ENQUEUED",
         "NAMESPACE", "EVENT HUB", "PARTITION", "FILES", "EVENTS", "LAST SEQUENCE"
-    );
+    )?;
     for p in &health.partitions {
-        println!(
+        writeln!(
+            out,
             "{:<24} {:<20} {:>9} {:>6} {:>10} {:>14}  {}{}",
             p.namespace,
             p.event_hub,
@@ -140,7 +145,7 @@ fn print_table(health: &Health) {
             p.last_sequence_number.map_or("-".into(), |n| n.to_string()),
             p.last_enqueued_time.as_deref().unwrap_or("-"),
             if p.stale { "  STALE" } else { "" }
-        );
+        )?;
     }
     for p in &health.partitions {
         let name = format!("{}/{}/{}", p.namespace, p.event_hub, p.partition_id);
@@ -149,7 +154,8 @@ fn print_table(health: &Health) {
             let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
                 t.map_or("?".to_string(), |t| t.to_rfc3339())
             };
-            println!(
+            writeln!(
+                out,
                 "GAP {name}: sequence numbers {}-{} missing ({} events), enqueued between {} and {}; after {}, before {}",
                 g.first_missing,
                 g.last_missing,
@@ -160,24 +166,27 @@ fn print_table(health: &Health) {
                     .as_ref()
                     .map_or("(the start of the partition)", |n| n.source.as_str()),
                 g.before.source
-            );
+            )?;
         }
         for e in &p.expected_missing {
-            println!(
+            writeln!(
+                out,
                 "expected missing {name}: {}-{} ({})",
                 e.first_sequence_number, e.last_sequence_number, e.reason
-            );
+            )?;
         }
     }
     for f in &health.failed_files {
-        println!("FAILED {}: {}", f.source, f.error);
+        writeln!(out, "FAILED {}: {}", f.source, f.error)?;
     }
     if health.gaps > 0 {
-        println!(
+        writeln!(
+            out,
             "{} gap(s), {} events missing: load the files named around them, or declare the range with --expect-missing if it will never exist",
             health.gaps, health.missing_events
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// The report page for the database behind `store`.

@@ -44,7 +44,15 @@ impl ConsumerContext for GroupContext {
             Rebalance::Revoke(list) => {
                 if let Err(e) = self.sink.flush(true, &self.positions) {
                     // Nothing written since the last commit can be trusted: commit nothing.
-                    tracing::error!("cannot flush output before revocation ({e}); not committing");
+                    if e.kind() == std::io::ErrorKind::BrokenPipe {
+                        tracing::info!(
+                            "stdout was closed; what was not written out is not committed"
+                        );
+                    } else {
+                        tracing::error!(
+                            "cannot flush output before revocation ({e}); not committing"
+                        );
+                    }
                     return;
                 }
                 let positions = self.positions.take(list);

@@ -1,6 +1,7 @@
 //! `consumer lag`: per partition, the group's committed offset, the high watermark and
 //! the difference. Reads only; never joins the group or commits.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -58,27 +59,32 @@ pub async fn run(args: LagArgs) -> anyhow::Result<ExitCode> {
     tokio::task::spawn_blocking(move || {
         let lags = measure(&args)?;
         let total_lag = lags.iter().map(|l| l.lag).sum();
+        // A closed stdout (`| head`) is an error here, not a panic; main ends quietly.
+        let mut out = std::io::stdout().lock();
         if args.json {
             let report = Report {
                 group: &args.group,
                 partitions: &lags,
                 total_lag,
             };
-            println!("{}", serde_json::to_string(&report)?);
+            writeln!(out, "{}", serde_json::to_string(&report)?)?;
         } else {
-            println!(
+            writeln!(
+                out,
                 "{:<30} {:>9} {:>12} {:>14} {:>10}",
                 "TOPIC", "PARTITION", "COMMITTED", "HIGH-WATERMARK", "LAG"
-            );
+            )?;
             for l in &lags {
                 let committed = l.committed.map_or("-".to_string(), |c| c.to_string());
-                println!(
+                writeln!(
+                    out,
                     "{:<30} {:>9} {:>12} {:>14} {:>10}",
                     l.topic, l.partition, committed, l.high_watermark, l.lag
-                );
+                )?;
             }
-            println!("total lag of group {}: {total_lag}", args.group);
+            writeln!(out, "total lag of group {}: {total_lag}", args.group)?;
         }
+        out.flush()?;
         Ok(ExitCode::SUCCESS)
     })
     .await?

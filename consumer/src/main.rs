@@ -11,12 +11,6 @@ async fn main() -> ExitCode {
     if secret_on_command_line {
         tracing::warn!("{}", cli::CONNECTION_STRING_ON_COMMAND_LINE);
     }
-    match consumer::run(args).await {
-        Ok(code) => code,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    let log = args.log().clone();
+    eventhubs_kafka::logging::finish(consumer::run(args).await, &log)
 }

@@ -465,7 +465,10 @@ fn report(
         );
     }
     if cli.summary_json {
-        println!("{}", serde_json::to_string(&summary)?);
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", serde_json::to_string(&summary)?)?;
+        out.flush()?;
     } else {
         eprintln!(
             "producer: {} sent ({:.1} MB) in {:.2} s ({:.0} events/s), {} failed, {} invalid; delivery latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",

@@ -11,12 +11,6 @@ async fn main() -> ExitCode {
     if secret_on_command_line {
         tracing::warn!("{}", cli::CONNECTION_STRING_ON_COMMAND_LINE);
     }
-    match producer::run(args).await {
-        Ok(code) => code,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    let log = args.log().clone();
+    eventhubs_kafka::logging::finish(producer::run(args).await, &log)
 }

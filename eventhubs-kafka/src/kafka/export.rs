@@ -232,6 +232,8 @@ pub struct ExportArgs {
 pub enum ExportError {
     #[error(transparent)]
     Args(#[from] crate::cli::ArgsError),
+    #[error("writing to stdout")]
+    Stdout(#[source] std::io::Error),
     #[error("cannot write {path}: {source}")]
     Write {
         path: std::path::PathBuf,
@@ -271,14 +273,23 @@ pub fn run_export(
             eprintln!("wrote {} (mode 0600)", path.display());
         }
         None if exported.has_secret && !args.show_secrets => {
-            print!("{}", exported.redacted());
+            to_stdout(exported.redacted())?;
             eprintln!(
                 "credentials shown as {REDACTED}: --output FILE writes them to a private file, --show-secrets prints them"
             );
         }
-        None => print!("{}", exported.with_secrets()),
+        None => to_stdout(exported.with_secrets())?,
     }
     Ok(())
+}
+
+/// A closed stdout is an error for the caller (which ends quietly on it), never a panic.
+fn to_stdout(text: &str) -> Result<(), ExportError> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(ExportError::Stdout)
 }
 
 #[cfg(test)]
