@@ -26,7 +26,7 @@ impl FromStr for Secret {
 }
 
 /// Where to connect: an Event Hubs namespace or any Kafka broker.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 #[command(next_help_heading = "Connection")]
 pub struct KafkaArgs {
     /// Event Hubs SAS connection string (Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…).
@@ -85,6 +85,37 @@ pub struct KafkaArgs {
     /// recommendations and before the settings the tools rely on, which win
     #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub librdkafka: Vec<(String, String)>,
+}
+
+/// `-X` values whose keys name credentials print as `***`; the connection string is a
+/// [`Secret`] already.
+impl std::fmt::Debug for KafkaArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let passthrough: Vec<(&str, &str)> = self
+            .librdkafka
+            .iter()
+            .map(|(k, v)| {
+                let shown = if crate::kafka::config::is_sensitive_key(k) {
+                    "***"
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("KafkaArgs")
+            .field("connection_string", &self.connection_string)
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("security_protocol", &self.security_protocol)
+            .field("sasl_mechanism", &self.sasl_mechanism)
+            .field("sasl_username", &self.sasl_username)
+            .field("sasl_password_file", &self.sasl_password_file)
+            .field("ssl_ca_location", &self.ssl_ca_location)
+            .field("kafka_endpoint", &self.kafka_endpoint)
+            .field("topic", &self.topic)
+            .field("librdkafka", &passthrough)
+            .finish()
+    }
 }
 
 /// A connection option that cannot be used as given.
@@ -228,30 +259,60 @@ impl KafkaArgs {
     }
 }
 
-/// Parse the command line of a binary, and say whether a connection string came from the
-/// command line itself (visible in the process list), which the caller warns about once
-/// logging is up.
-pub fn parse_args<T: clap::Parser>() -> (T, bool) {
+/// Parse the command line of a binary, and name the secrets that came on the command line
+/// itself (visible in the process list), which the caller warns about once logging is up.
+pub fn parse_args<T: clap::Parser>() -> (T, Vec<String>) {
     let matches = T::command().get_matches();
-    let on_command_line = connection_string_on_command_line(&matches);
+    let mut warnings = Vec::new();
+    secrets_on_command_line(&matches, &mut warnings);
     let cli = T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    (cli, on_command_line)
+    (cli, warnings)
 }
 
-fn connection_string_on_command_line(matches: &clap::ArgMatches) -> bool {
-    let here = matches
-        .try_get_raw("connection_string")
-        .ok()
-        .flatten()
-        .is_some()
-        && matches.value_source("connection_string")
-            == Some(clap::parser::ValueSource::CommandLine);
-    here || matches
-        .subcommand()
-        .is_some_and(|(_, sub)| connection_string_on_command_line(sub))
+fn secrets_on_command_line(matches: &clap::ArgMatches, warnings: &mut Vec<String>) {
+    use clap::parser::ValueSource;
+    let from_command_line = |id: &str| {
+        matches.try_get_raw(id).ok().flatten().is_some()
+            && matches.value_source(id) == Some(ValueSource::CommandLine)
+    };
+    if from_command_line("connection_string") {
+        warnings.push(CONNECTION_STRING_ON_COMMAND_LINE.to_string());
+    }
+    if let Ok(Some(values)) = matches.try_get_raw("librdkafka") {
+        for value in values {
+            let key = value.to_string_lossy();
+            let key = key.split('=').next().unwrap_or_default().trim();
+            if crate::kafka::config::is_sensitive_key(key) {
+                warnings.push(format!(
+                    "-X {key}=… was given on the command line, where other users of this machine can read it in the process list; prefer the environment (KAFKA_SASL_PASSWORD) or --sasl-password-file"
+                ));
+            }
+        }
+    }
+    if from_command_line("db")
+        && let Ok(Some(mut values)) = matches.try_get_raw("db")
+        && values
+            .next()
+            .is_some_and(|url| url_has_password(&url.to_string_lossy()))
+    {
+        warnings.push(
+            "--db holds a password, on the command line where other users of this machine can read it in the process list; prefer DATABASE_URL, PGPASSWORD or ~/.pgpass".to_string(),
+        );
+    }
+    if let Some((_, sub)) = matches.subcommand() {
+        secrets_on_command_line(sub, warnings);
+    }
 }
 
-/// The warning for [`parse_args`]' second value.
+/// `scheme://user:password@host…`
+fn url_has_password(url: &str) -> bool {
+    url.split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or_default())
+        .and_then(|authority| authority.rsplit_once('@'))
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+}
+
+/// The warning for a connection string given on the command line.
 pub const CONNECTION_STRING_ON_COMMAND_LINE: &str = "--connection-string was given on the command line, where other users of this machine can read it in the process list; prefer EVENTHUB_CONNECTION_STRING";
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -444,6 +505,28 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("Bogus"), "{text}");
         assert!(!text.contains("TOPSECRETKEY"), "{text}");
+    }
+
+    #[test]
+    fn debug_output_hides_passthrough_credentials() {
+        let args = parse(&["-X", "sasl.password=hunter2", "-X", "linger.ms=5"]);
+        let shown = format!("{args:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("linger.ms") && shown.contains("\"5\""),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn passwords_in_urls_are_recognised() {
+        assert!(url_has_password("postgres://u:p@h/d"));
+        assert!(url_has_password(
+            "postgresql://u:p%40ss@h:5432/d?sslmode=require"
+        ));
+        assert!(!url_has_password("postgres://u@h/d"));
+        assert!(!url_has_password("postgres://h/d?x=a:b@c"));
+        assert!(!url_has_password("sqlite://capture.db"));
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub enum ConnectionStringError {
         "unknown key `{key}` in the connection string; expected Endpoint, SharedAccessKeyName, SharedAccessKey, EntityPath or UseDevelopmentEmulator"
     )]
     UnknownKey { key: String },
+    #[error(
+        "segment {position} of the connection string has an unknown key (not shown: after a typo it may hold part of the key); expected Endpoint, SharedAccessKeyName, SharedAccessKey, EntityPath or UseDevelopmentEmulator"
+    )]
+    UnrecognisedSegment { position: usize },
     #[error("`Endpoint` must look like `sb://<namespace>.servicebus.windows.net/`: {reason}")]
     BadEndpoint { reason: String },
     #[error("`UseDevelopmentEmulator` must be `true` or `false`")]
@@ -92,9 +96,19 @@ impl ConnectionString {
                         position: index + 1,
                     });
                 }
-                _ => {
+                // A real key name is letters only; anything else may be key material
+                // after a typo (`SharedAccessKey:…=`), so it is not echoed.
+                _ if !name.is_empty()
+                    && name.len() <= 64
+                    && name.chars().all(|c| c.is_ascii_alphabetic()) =>
+                {
                     return Err(ConnectionStringError::UnknownKey {
                         key: name.to_string(),
+                    });
+                }
+                _ => {
+                    return Err(ConnectionStringError::UnrecognisedSegment {
+                        position: index + 1,
                     });
                 }
             };
@@ -345,6 +359,11 @@ mod tests {
                 },
             ),
             (azure(";garbage"), E::NotKeyValue { position: 4 }),
+            // A typo that puts the key in the name: never echoed.
+            (
+                "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey:c2VjcmV0LWtleQ==".into(),
+                E::UnrecognisedSegment { position: 3 },
+            ),
             (azure(";UseDevelopmentEmulator=yes"), E::BadEmulatorFlag),
             (
                 format!("Endpoint=sb://ns.servicebus.windows.net:abc/;SharedAccessKeyName=send;SharedAccessKey={KEY}"),

@@ -134,3 +134,84 @@ fn secrets_stay_out_of_help_errors_and_logs() {
     assert!(err.contains("expected `sb://`"), "{err}");
     assert!(!err.contains(SAS_KEY), "{err}");
 }
+
+#[test]
+fn secrets_on_the_command_line_are_warned_about_and_never_echoed() {
+    // A typo that puts the key into a key name: rejected without echoing it.
+    let typo = format!(
+        "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey:{SAS_KEY}"
+    );
+    let out = std::process::Command::new(bin("producer"))
+        .args(["--generate", "1", "--topic", "t"])
+        .env("EVENTHUB_CONNECTION_STRING", &typo)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("segment 3"), "{err}");
+    assert!(!err.contains(&SAS_KEY[..20]), "the key leaked: {err}");
+
+    // -X credentials and a --db URL with a password: warned about, not shown.
+    let out = std::process::Command::new(bin("producer"))
+        .args([
+            "--generate",
+            "1",
+            "--topic",
+            "t",
+            "--bootstrap-servers",
+            "127.0.0.1:1",
+        ])
+        .args([
+            "--connect-timeout",
+            "1s",
+            "-X",
+            &format!("sasl.password={PASSWORD}"),
+        ])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(
+        err.contains("-X sasl.password=… was given on the command line"),
+        "{err}"
+    );
+    assert!(!err.contains(PASSWORD), "{err}");
+    let out = std::process::Command::new(bin("capture-loader"))
+        .args(["status", "--db"])
+        .arg(format!(
+            "postgres://u:{PASSWORD}@127.0.0.1:1/x?sslmode=disable&connect_timeout=1"
+        ))
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(err.contains("--db holds a password"), "{err}");
+    assert!(!err.contains(PASSWORD), "{err}");
+}
+
+#[test]
+fn config_export_replaces_a_planted_symlink_instead_of_following_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    let output = dir.path().join("client.properties");
+    std::os::unix::fs::symlink(&victim, &output).unwrap();
+    let out = std::process::Command::new(bin("consumer"))
+        .args(["config-export", "--format", "librdkafka", "--group", "g", "--output"])
+        .arg(&output)
+        .env(
+            "EVENTHUB_CONNECTION_STRING",
+            format!("Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=l;SharedAccessKey={SAS_KEY}"),
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "precious",
+        "wrote through the link"
+    );
+    let meta = std::fs::symlink_metadata(&output).unwrap();
+    assert!(meta.file_type().is_file(), "the link is replaced by a file");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read_to_string(&output).unwrap().contains(SAS_KEY));
+}

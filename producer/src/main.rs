@@ -6,10 +6,10 @@ use eventhubs_kafka::cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (args, secret_on_command_line) = cli::parse_args::<producer::Cli>();
+    let (args, secrets_on_command_line) = cli::parse_args::<producer::Cli>();
     eventhubs_kafka::logging::init(args.log());
-    if secret_on_command_line {
-        tracing::warn!("{}", cli::CONNECTION_STRING_ON_COMMAND_LINE);
+    for warning in secrets_on_command_line {
+        tracing::warn!("{warning}");
     }
     let log = args.log().clone();
     eventhubs_kafka::logging::finish(producer::run(args).await, &log)

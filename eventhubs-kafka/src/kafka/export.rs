@@ -65,22 +65,44 @@ impl Exported {
     }
 
     /// Write to `path`, readable by its owner only when it holds a secret.
+    /// Write to a new private file beside `path`, then rename it over `path`: a symlink
+    /// planted at `path` is replaced, never followed, and no reader sees half a file.
     pub fn write_file(&self, path: &Path) -> std::io::Result<()> {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = path.file_name().ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the output path names no file",
+            )
+        })?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let temp = dir.join(format!(
+            ".{}.{}.{nanos:x}.tmp",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        // create_new: never opens an existing file (or a symlink) at the temporary name.
+        options.write(true).create_new(true);
         #[cfg(unix)]
         {
-            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
-            let file = options.open(path)?;
-            // An existing file keeps its mode on open: tighten it too.
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-            write_all(file, &self.text)
         }
-        #[cfg(not(unix))]
-        {
-            write_all(options.open(path)?, &self.text)
+        let written = options
+            .open(&temp)
+            .and_then(|file| write_all(file, &self.text))
+            .and_then(|()| std::fs::rename(&temp, path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temp);
         }
+        written
     }
 }
 
