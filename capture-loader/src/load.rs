@@ -420,9 +420,17 @@ fn load_one(
             body_json,
         });
     }
-    let loaded = store
-        .load_file(&record, &rows)
-        .with_context(|| format!("loading {source}"))?;
+    // A file whose rows the database refuses (a NUL in a partition key or a header the
+    // database cannot store as text) fails alone, its reason recorded; the load goes on.
+    // Only when even that cannot be recorded (the database is gone) does the load stop.
+    let loaded = match store.load_file(&record, &rows) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            let reason = format!("the database refused its events: {e:#}");
+            return fail(store, &record, &reason, summary)
+                .with_context(|| format!("loading {source}"));
+        }
+    };
     if record.event_count == 0 {
         summary.files_empty += 1;
     } else {

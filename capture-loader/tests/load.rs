@@ -446,3 +446,74 @@ fn since_and_until_select_files_by_the_time_in_their_path() {
             .contains("neither an RFC 3339 time nor a YYYY-MM-DD date")
     );
 }
+
+#[test]
+fn rows_postgres_refuses_fail_their_file_alone_and_bad_json_keeps_only_its_bytes() {
+    use eventhubs_kafka::capture::write::{CapturedRecord, capture_path, write_capture_file};
+    let Some(pg) = PgDatabase::create() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("capture");
+    let base = chrono::DateTime::from_timestamp(1_795_334_400, 0).unwrap();
+    let record = |n: i64, key: &str, header: &[u8], body: &str| CapturedRecord {
+        sequence_number: n,
+        offset: n.to_string(),
+        enqueued_time: base + chrono::Duration::seconds(n),
+        partition_key: Some(key.to_string()),
+        properties: vec![("h".to_string(), Some(header.to_vec()))],
+        body: Some(body.as_bytes().to_vec()),
+    };
+    let file = |partition: i32, minute: i64, records: Vec<CapturedRecord>| {
+        let path = capture_path(
+            &root,
+            "ns",
+            "hub",
+            partition,
+            base + chrono::Duration::minutes(minute),
+        );
+        write_capture_file(&path, &records).unwrap();
+    };
+    // Partition 0: a good file, then bodies jsonb refuses (they load, without body_json).
+    file(
+        0,
+        0,
+        vec![record(0, "k", b"v", r#"{"sensor_id":"s","temperature":1}"#)],
+    );
+    file(
+        0,
+        1,
+        vec![
+            record(1, "k", b"v", r#"{"x":"\udead"}"#),
+            record(2, "k", b"v", r#"{"x":1e999999}"#),
+        ],
+    );
+    // Partition 1: a NUL in a partition key and in a header value: that file fails alone.
+    file(1, 0, vec![record(0, "bad\0key", b"v", "{}")]);
+    file(2, 0, vec![record(0, "k", b"a\0b", "{}")]);
+    // Partition 3: loads after the failures.
+    file(3, 0, vec![record(0, "k", b"v", "{}")]);
+
+    let out = loader(&pg.url, &["load", root.to_str().unwrap(), "--summary-json"]);
+    let s = summary(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        (s["files_loaded"].as_u64(), s["files_failed"].as_u64()),
+        (Some(3), Some(2)),
+        "{s}"
+    );
+    assert_eq!(pg.query("SELECT count(*) FROM capture_events"), "4");
+    assert_eq!(
+        pg.query(
+            "SELECT count(*) FROM capture_events WHERE body_json IS NULL AND body IS NOT NULL"
+        ),
+        "2"
+    );
+    let failed = pg.query("SELECT count(*) FROM capture_files WHERE status = 'failed' AND error LIKE '%refused its events%'");
+    assert_eq!(failed, "2");
+}

@@ -220,6 +220,20 @@ fn upsert_file(
     )
 }
 
+/// Whether PostgreSQL's jsonb takes `json`, a JSON text the decoder produced: jsonb refuses
+/// `\u0000`, unpaired surrogate escapes and numbers beyond its range, which a structural
+/// check lets through. A full parse runs only for texts with an escape or an exponent; the
+/// body's bytes are stored either way.
+fn jsonb_accepts(json: &str) -> bool {
+    let suspicious = json.contains("\\u")
+        || json
+            .as_bytes()
+            .windows(2)
+            .any(|w| w[0].is_ascii_digit() && matches!(w[1], b'e' | b'E'));
+    !suspicious
+        || (!json.contains("\\u0000") && serde_json::from_str::<serde_json::Value>(json).is_ok())
+}
+
 fn partition_key(r: &postgres::Row, first: usize) -> PartitionKey {
     PartitionKey {
         namespace: r.get(first),
@@ -259,6 +273,7 @@ impl Store for PostgresStore {
         ))?;
         let mut writer = BinaryCopyInWriter::new(sink, &TYPES);
         for e in events {
+            let body_json = e.body_json.as_deref().filter(|j| jsonb_accepts(j));
             let row: [&(dyn ToSql + Sync); 11] = [
                 &e.namespace,
                 &e.event_hub,
@@ -270,7 +285,7 @@ impl Store for PostgresStore {
                 &e.system_properties,
                 &e.properties,
                 &e.body,
-                &e.body_json,
+                &body_json,
             ];
             writer.write(&row)?;
         }
@@ -475,5 +490,19 @@ impl Store for PostgresStore {
             files_by_status,
             loads_per_minute,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::jsonb_accepts;
+
+    #[test]
+    fn jsonb_refusals_are_recognised_cheaply() {
+        assert!(jsonb_accepts(r#"{"sensor_id":"s-1","temperature":21.5}"#));
+        assert!(jsonb_accepts(r#"{"x":"\ud83d\ude00","n":1e10}"#));
+        assert!(!jsonb_accepts(r#"{"x":"\udead"}"#));
+        assert!(!jsonb_accepts(r#"{"x":1e999999}"#));
+        assert!(!jsonb_accepts(r#"{"x":"a\u0000b"}"#));
     }
 }
