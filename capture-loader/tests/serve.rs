@@ -55,10 +55,16 @@ fn start_server_with(az: &Azurite, db: &Path, key: &str) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let mut child = child;
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "the webhook did not start");
         std::thread::sleep(Duration::from_millis(50));
+    }
+    // Another test's server may hold the port: then this webhook has exited.
+    std::thread::sleep(Duration::from_millis(100));
+    if !matches!(child.try_wait(), Ok(None)) {
+        return start_server_with(az, db, key);
     }
     Server {
         child,

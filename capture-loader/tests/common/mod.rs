@@ -34,6 +34,27 @@ pub fn azurite_bin() -> Option<PathBuf> {
     (cached.exists() || required("azurite (npm)")).then_some(cached)
 }
 
+/// Whether the HTTP server on `port` answers with a `Server` header naming `name`.
+pub fn serves_as(port: u16, name: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .any(|l| l.to_ascii_lowercase().starts_with("server:") && l.contains(name))
+}
+
 pub struct Azurite {
     child: Child,
     pub connection_string: String,
@@ -50,13 +71,24 @@ impl Drop for Azurite {
 
 impl Azurite {
     pub fn start(bin: &PathBuf) -> Self {
+        // A port found free can be taken by another test's server before Azurite binds it:
+        // only an answer from this Azurite counts, else try another port.
+        for _ in 0..5 {
+            if let Some(started) = Self::try_start(bin) {
+                return started;
+            }
+        }
+        panic!("azurite did not start on any of 5 ports");
+    }
+
+    fn try_start(bin: &PathBuf) -> Option<Self> {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(bin)
+        let mut child = Command::new(bin)
             .args([
                 "--blobHost",
                 "127.0.0.1",
@@ -72,19 +104,28 @@ impl Azurite {
             .spawn()
             .expect("start azurite-blob");
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "azurite did not start");
+        loop {
+            if !matches!(child.try_wait(), Ok(None)) {
+                return None;
+            }
+            if serves_as(port, "Azurite") {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("azurite did not start");
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
         let endpoint = format!("http://127.0.0.1:{port}/devstoreaccount1");
-        Self {
+        Some(Self {
             child,
             connection_string: format!(
                 "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={KEY};BlobEndpoint={endpoint};"
             ),
             endpoint,
             _dir: dir,
-        }
+        })
     }
 
     /// Upload with Python azure-storage-blob: (blob name, local file).
