@@ -426,7 +426,10 @@ fn load_one(
     let loaded = match store.load_file(&record, &rows) {
         Ok(loaded) => loaded,
         Err(e) => {
-            let reason = format!("the database refused its events: {e:#}");
+            let reason = match e.downcast_ref::<crate::db::Conflict>() {
+                Some(conflict) => conflict.to_string(),
+                None => format!("the database refused its events: {e:#}"),
+            };
             return fail(store, &record, &reason, summary)
                 .with_context(|| format!("loading {source}"));
         }

@@ -517,3 +517,94 @@ fn rows_postgres_refuses_fail_their_file_alone_and_bad_json_keeps_only_its_bytes
     let failed = pg.query("SELECT count(*) FROM capture_files WHERE status = 'failed' AND error LIKE '%refused its events%'");
     assert_eq!(failed, "2");
 }
+
+/// Same key, other content: a conflict that fails the file; same key, same content: a
+/// duplicate that is counted and skipped.
+fn conflicts_fail_the_file_and_identical_events_are_duplicates(
+    db: &str,
+    count_rows: &dyn Fn() -> String,
+) {
+    use eventhubs_kafka::capture::write::{CapturedRecord, capture_path, write_capture_file};
+    let dir = tempfile::tempdir().unwrap();
+    let base = chrono::DateTime::from_timestamp(1_795_334_400, 0).unwrap();
+    let records = |range: std::ops::RangeInclusive<i64>, body: &str| -> Vec<CapturedRecord> {
+        range
+            .map(|n| CapturedRecord {
+                sequence_number: n,
+                offset: (n * 10).to_string(),
+                enqueued_time: base + chrono::Duration::seconds(n),
+                partition_key: None,
+                properties: vec![],
+                body: Some(format!("{{\"n\":{n},\"b\":\"{body}\"}}").into_bytes()),
+            })
+            .collect()
+    };
+    let write = |root: &Path, minute: i64, recs: Vec<CapturedRecord>| {
+        let path = capture_path(
+            root,
+            "local",
+            "hub",
+            0,
+            base + chrono::Duration::minutes(minute),
+        );
+        write_capture_file(&path, &recs).unwrap();
+    };
+    let first = dir.path().join("first");
+    write(&first, 0, records(0..=9, "original"));
+    assert_eq!(load(db, &first).0, Some(0));
+    // The event hub re-created (or another cluster as `local`): sequence numbers 5..14 again,
+    // other events.
+    let second = dir.path().join("second");
+    write(&second, 5, records(5..=14, "other"));
+    let out = loader(db, &["load", second.to_str().unwrap(), "--summary-json"]);
+    let s = summary(&out);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert_eq!(s["files_failed"], 1, "{s}");
+    assert!(
+        log.contains("5 event(s) conflict") && log.contains("sequence number 5"),
+        "{log}"
+    );
+    assert_eq!(
+        count_rows(),
+        "10",
+        "nothing of the conflicting file is loaded"
+    );
+    // A re-captured window with the same events: duplicates, not conflicts.
+    let third = dir.path().join("third");
+    write(&third, 7, records(5..=14, "original"));
+    let out = loader(db, &["load", third.to_str().unwrap(), "--summary-json"]);
+    let s = summary(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        (s["duplicates"].as_u64(), s["events_inserted"].as_u64()),
+        (Some(5), Some(5)),
+        "{s}"
+    );
+    assert_eq!(count_rows(), "15");
+}
+
+#[test]
+fn conflicting_events_under_one_key_fail_their_file_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let db = format!("sqlite://{}", path.display());
+    conflicts_fail_the_file_and_identical_events_are_duplicates(&db, &|| {
+        sqlite(&path, "SELECT count(*) FROM capture_events")
+    });
+}
+
+#[test]
+fn conflicting_events_under_one_key_fail_their_file_in_postgres() {
+    let Some(pg) = PgDatabase::create() else {
+        return;
+    };
+    conflicts_fail_the_file_and_identical_events_are_duplicates(&pg.url, &|| {
+        pg.query("SELECT count(*) FROM capture_events")
+    });
+}

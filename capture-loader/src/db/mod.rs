@@ -91,6 +91,18 @@ pub struct KnownFile {
     pub error: Option<String>,
 }
 
+/// Events of a file whose key (namespace, event hub, partition, sequence number) is taken
+/// by an event with other content: an event hub re-created under the same name, or two
+/// clusters capturing under one namespace. Nothing of the file is loaded.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{count} event(s) conflict with events already loaded under the same namespace, event hub, partition and sequence number but with a different offset, enqueue time or body (first: sequence number {first}); an event hub re-created under the same name, or two clusters capturing under one namespace, does this. Nothing of this file was loaded: load it under another --namespace, or remove the old rows first"
+)]
+pub struct Conflict {
+    pub count: u64,
+    pub first: i64,
+}
+
 /// Result of loading one file.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Loaded {

@@ -290,6 +290,24 @@ impl Store for PostgresStore {
             writer.write(&row)?;
         }
         writer.finish()?;
+        // A key already taken is a duplicate only when the content is the same.
+        let conflict = tx.query_one(
+            "SELECT count(*)::bigint, min(s.sequence_number)
+             FROM capture_events_stage s
+             JOIN capture_events e USING (namespace, event_hub, partition_id, sequence_number)
+             WHERE e.\"offset\" <> s.\"offset\" OR e.enqueued_time <> s.enqueued_time
+                OR e.body IS DISTINCT FROM s.body",
+            &[],
+        )?;
+        let (conflicts, first): (i64, Option<i64>) = (conflict.get(0), conflict.get(1));
+        if let Some(first) = first.filter(|_| conflicts > 0) {
+            // Dropping the transaction rolls every row of this file back.
+            return Err(super::Conflict {
+                count: conflicts as u64,
+                first,
+            }
+            .into());
+        }
         let inserted = tx.execute(
             &format!(
                 "INSERT INTO capture_events ({COLUMNS}, source_file)

@@ -227,13 +227,20 @@ impl Store for SqliteStore {
     fn load_file(&mut self, file: &FileRecord, events: &[EventRow]) -> anyhow::Result<Loaded> {
         let tx = self.conn.transaction()?;
         let mut inserted = 0u64;
+        let mut conflicts = 0u64;
+        let mut first_conflict = None;
         {
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO capture_events (namespace, event_hub, partition_id, sequence_number, \"offset\", enqueued_time, partition_key, system_properties, properties, body, body_json, source_file)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?;
+            // A key already taken is a duplicate only when the content is the same.
+            let mut same = tx.prepare_cached(
+                "SELECT \"offset\" = ?5 AND enqueued_time = ?6 AND body IS ?7 FROM capture_events
+                 WHERE namespace = ?1 AND event_hub = ?2 AND partition_id = ?3 AND sequence_number = ?4",
+            )?;
             for e in events {
-                inserted += insert.execute(params![
+                let added = insert.execute(params![
                     e.namespace,
                     e.event_hub,
                     e.partition_id,
@@ -247,7 +254,34 @@ impl Store for SqliteStore {
                     e.body_json,
                     file.source
                 ])? as u64;
+                inserted += added;
+                if added == 0 {
+                    let identical: bool = same.query_row(
+                        params![
+                            e.namespace,
+                            e.event_hub,
+                            e.partition_id,
+                            e.sequence_number,
+                            e.offset,
+                            rfc3339(e.enqueued_time),
+                            e.body
+                        ],
+                        |r| r.get(0),
+                    )?;
+                    if !identical {
+                        conflicts += 1;
+                        first_conflict.get_or_insert(e.sequence_number);
+                    }
+                }
             }
+        }
+        if let Some(first) = first_conflict {
+            // Dropping the transaction rolls every row of this file back.
+            return Err(super::Conflict {
+                count: conflicts,
+                first,
+            }
+            .into());
         }
         upsert_file(&tx, file, status_of(file), None)?;
         tx.commit()?;
