@@ -19,6 +19,11 @@ use super::json_avro::CompiledSchema;
 #[error("{0}")]
 pub struct ReadError(pub String);
 
+/// Nesting beyond this is refused (the telemetry schema nests 4 deep).
+const MAX_DEPTH: usize = 64;
+/// Items of zero bytes accepted in one block beyond one per remaining byte.
+const MAX_EMPTY_ITEMS: u64 = 4096;
+
 fn err(message: impl Into<String>) -> ReadError {
     ReadError(message.into())
 }
@@ -84,7 +89,7 @@ impl CompiledSchema {
     /// input must be one datum: bytes left over are an error.
     pub fn datum_to_json(&self, datum: &[u8], out: &mut Vec<u8>) -> Result<(), ReadError> {
         let mut reader = Reader::new(datum);
-        self.write_json(&self.schema, &mut reader, out)?;
+        self.write_json(&self.schema, &mut reader, out, 0)?;
         if reader.pos != datum.len() {
             return Err(err(format!(
                 "{} bytes left over after the datum",
@@ -99,7 +104,15 @@ impl CompiledSchema {
         schema: &Schema,
         r: &mut Reader<'_>,
         out: &mut Vec<u8>,
+        depth: usize,
     ) -> Result<(), ReadError> {
+        // Recursive schemas with deep data would otherwise overflow the stack.
+        if depth > MAX_DEPTH {
+            return Err(err(format!(
+                "the datum nests deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        let depth = depth + 1;
         match schema {
             Schema::Null => out.extend_from_slice(b"null"),
             Schema::Boolean => match r.take(1)?[0] {
@@ -153,7 +166,7 @@ impl CompiledSchema {
             Schema::Date => {
                 let days = r.long()?;
                 match NaiveDate::from_ymd_opt(1970, 1, 1)
-                    .and_then(|d| d.checked_add_signed(chrono::Duration::days(days)))
+                    .and_then(|d| d.checked_add_signed(chrono::TimeDelta::try_days(days)?))
                 {
                     Some(d) => string(out, &d.format("%Y-%m-%d").to_string()),
                     None => number(out, days),
@@ -200,7 +213,7 @@ impl CompiledSchema {
                     .ok()
                     .and_then(|i| u.variants().get(i))
                     .ok_or_else(|| err(format!("union index {i} out of range")))?;
-                self.write_json(branch, r, out)?;
+                self.write_json(branch, r, out, depth)?;
             }
             Schema::Array(a) => {
                 out.push(b'[');
@@ -210,7 +223,7 @@ impl CompiledSchema {
                         out.push(b',');
                     }
                     first = false;
-                    self.write_json(&a.items, r, out)
+                    self.write_json(&a.items, r, out, depth)
                 })?;
                 out.push(b']');
             }
@@ -224,7 +237,7 @@ impl CompiledSchema {
                     first = false;
                     string(out, r.str()?);
                     out.push(b':');
-                    self.write_json(&m.types, r, out)
+                    self.write_json(&m.types, r, out, depth)
                 })?;
                 out.push(b'}');
             }
@@ -236,7 +249,7 @@ impl CompiledSchema {
                     }
                     string(out, &field.name);
                     out.push(b':');
-                    self.write_json(&field.schema, r, out)?;
+                    self.write_json(&field.schema, r, out, depth)?;
                 }
                 out.push(b'}');
             }
@@ -244,7 +257,7 @@ impl CompiledSchema {
                 let target = self
                     .named(name)
                     .ok_or_else(|| err(format!("unknown type {name}")))?;
-                self.write_json(target, r, out)?;
+                self.write_json(target, r, out, depth)?;
             }
         }
         Ok(())
@@ -260,6 +273,14 @@ impl CompiledSchema {
             let count = r.long()?;
             if count == 0 {
                 return Ok(());
+            }
+            // Items of zero bytes (nulls) would let a few bytes declare 2^63 of them.
+            let remaining = (r.bytes.len() - r.pos) as u64;
+            if count.unsigned_abs() > remaining.saturating_add(MAX_EMPTY_ITEMS) {
+                return Err(err(format!(
+                    "a block of {} items in {remaining} bytes",
+                    count.unsigned_abs()
+                )));
             }
             if count < 0 {
                 r.long()?; // block size in bytes, not needed when reading every item
@@ -317,6 +338,57 @@ mod tests {
             let fast: serde_json::Value = serde_json::from_slice(&out).unwrap();
             assert_eq!(fast, avro_to_json(&value));
         }
+    }
+
+    /// Avro's zig-zag varint of `n`.
+    fn varint(n: i64) -> Vec<u8> {
+        let mut z = ((n << 1) ^ (n >> 63)) as u64;
+        let mut out = Vec::new();
+        loop {
+            let byte = (z & 0x7f) as u8;
+            z >>= 7;
+            if z == 0 {
+                out.push(byte);
+                return out;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    #[test]
+    fn hostile_datums_are_errors_never_panics_or_stalls() {
+        // A date billions of years away: a number, not a panic in chrono.
+        let date = CompiledSchema::parse(r#"{"type":"int","logicalType":"date"}"#).unwrap();
+        let mut out = Vec::new();
+        date.datum_to_json(&varint(i64::MAX / 4), &mut out).unwrap();
+        assert_eq!(out, (i64::MAX / 4).to_string().as_bytes());
+
+        // A recursive schema with data nested 100,000 deep: refused, not a stack overflow.
+        let list = CompiledSchema::parse(
+            r#"{"type":"record","name":"Node","fields":[{"name":"next","type":["null","Node"]}]}"#,
+        )
+        .unwrap();
+        let mut deep = vec![2u8; 100_000]; // union branch 1 ("Node"), again and again
+        deep.push(0); // then null
+        let e = list.datum_to_json(&deep, &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("deeper than"), "{e}");
+        // Nesting within the limit still decodes.
+        let mut shallow = vec![2u8; 20];
+        shallow.push(0);
+        list.datum_to_json(&shallow, &mut Vec::new()).unwrap();
+
+        // 2^62 nulls declared in a few bytes: refused at once.
+        let nulls = CompiledSchema::parse(r#"{"type":"array","items":"null"}"#).unwrap();
+        let started = std::time::Instant::now();
+        let e = nulls
+            .datum_to_json(&varint(1 << 62), &mut Vec::new())
+            .unwrap_err();
+        assert!(e.to_string().contains("items in"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // A real array of nulls is fine.
+        let mut few = varint(3);
+        few.push(0);
+        nulls.datum_to_json(&few, &mut out).unwrap();
     }
 
     #[test]
