@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use eventhubs_kafka::capture::write::{CapturedRecord, capture_path, write_capture_file};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::positions::Positions;
 
@@ -52,14 +52,21 @@ impl CaptureSink {
             .to_millis()
             .and_then(DateTime::from_timestamp_millis)
             .unwrap_or_else(Utc::now);
-        let properties = message
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        // Capture keeps events as they are; headers that cannot be read are left out, said.
+        let properties = match crate::headers::read(message) {
+            Ok(headers) => headers
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec)))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    "{e}; captured without them"
+                );
+                Vec::new()
+            }
+        };
         let record = CapturedRecord {
             sequence_number: message.offset(),
             offset: message.offset().to_string(),

@@ -21,7 +21,7 @@ use rdkafka::util::Timeout;
 
 use crate::capture::CaptureSink;
 use crate::context::GroupContext;
-use crate::output::{Output, Sink, content_type, finish_decoded, finish_undecodable, start_line};
+use crate::output::{Output, Sink, finish_decoded, finish_undecodable, start_line};
 use crate::{ConsumeArgs, OnUndecodable};
 
 /// Header names on dead-lettered events.
@@ -221,14 +221,28 @@ async fn handle(
     buffers: &mut Buffers,
 ) -> anyhow::Result<bool> {
     buffers.value.clear();
-    match decoder
-        .decode_into(message.payload(), content_type(message), &mut buffers.value)
-        .await
-    {
+    // Unreadable headers make the event undecodable, like an undecodable value.
+    let headers = crate::headers::read(message);
+    let decoded = match &headers {
+        Ok(h) => {
+            decoder
+                .decode_into(
+                    message.payload(),
+                    crate::headers::content_type(h),
+                    &mut buffers.value,
+                )
+                .await
+        }
+        Err(unreadable) => Err(eventhubs_kafka::encoding::DecodeError::Unreadable(
+            unreadable.to_string(),
+        )),
+    };
+    let headers = headers.unwrap_or_default();
+    match decoded {
         Ok(encoding) => {
             counts.decoded += 1;
             if output.enabled() {
-                start_line(&mut buffers.line, message);
+                start_line(&mut buffers.line, message, &headers);
                 finish_decoded(&mut buffers.line, encoding.as_str(), &buffers.value);
             }
         }
@@ -241,7 +255,15 @@ async fn handle(
                 message.offset()
             );
             if let Some((dlq, producer)) = dead_letter {
-                send_to_dead_letter(message, dlq, producer, &error.to_string(), &source).await?;
+                send_to_dead_letter(
+                    message,
+                    &headers,
+                    dlq,
+                    producer,
+                    &error.to_string(),
+                    &source,
+                )
+                .await?;
                 counts.dead_lettered += 1;
                 return Ok(true);
             }
@@ -250,7 +272,7 @@ async fn handle(
                 return Ok(false);
             }
             tracing::warn!(event = %source, "undecodable event: {error}");
-            start_line(&mut buffers.line, message);
+            start_line(&mut buffers.line, message, &headers);
             finish_undecodable(&mut buffers.line, &error.to_string(), message);
         }
     }
@@ -262,20 +284,18 @@ async fn handle(
 
 async fn send_to_dead_letter(
     message: &BorrowedMessage<'_>,
+    original: &crate::headers::HeaderList<'_>,
     topic: &str,
     producer: &FutureProducer,
     error: &str,
     source: &str,
 ) -> anyhow::Result<()> {
-    use rdkafka::message::Headers;
     let mut headers = OwnedHeaders::new();
-    if let Some(original) = message.headers() {
-        for h in original.iter() {
-            headers = headers.insert(Header {
-                key: h.key,
-                value: h.value,
-            });
-        }
+    for (key, value) in original {
+        headers = headers.insert(Header {
+            key: *key,
+            value: *value,
+        });
     }
     headers = headers
         .insert(Header {

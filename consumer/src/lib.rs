@@ -9,6 +9,7 @@
 pub mod capture;
 pub mod consume;
 pub mod context;
+pub mod headers;
 pub mod lag;
 pub mod output;
 pub mod positions;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::ValueEnum;
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -94,19 +94,13 @@ fn json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-/// The `content-type` header, which marks Azure Schema Registry payloads.
-pub fn content_type<'m>(message: &'m BorrowedMessage<'_>) -> Option<&'m str> {
-    let headers = message.headers()?;
-    headers
-        .iter()
-        .find(|h| h.key.eq_ignore_ascii_case("content-type"))
-        .and_then(|h| h.value)
-        .and_then(|v| std::str::from_utf8(v).ok())
-}
-
 /// Start a line with the fields every line has, up to and including `"headers":{...}`;
 /// the caller adds the rest and calls [`finish_line`].
-pub fn start_line(out: &mut Vec<u8>, message: &BorrowedMessage<'_>) {
+pub fn start_line(
+    out: &mut Vec<u8>,
+    message: &BorrowedMessage<'_>,
+    headers: &crate::headers::HeaderList<'_>,
+) {
     use std::io::Write as _;
     out.clear();
     out.extend_from_slice(b"{\"topic\":");
@@ -129,17 +123,15 @@ pub fn start_line(out: &mut Vec<u8>, message: &BorrowedMessage<'_>) {
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"headers\":{");
-    if let Some(headers) = message.headers() {
-        for (i, h) in headers.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            json_str(out, h.key);
-            out.push(b':');
-            match h.value {
-                Some(v) => json_bytes(out, v),
-                None => out.extend_from_slice(b"null"),
-            }
+    for (i, (key, value)) in headers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_str(out, key);
+        out.push(b':');
+        match value {
+            Some(v) => json_bytes(out, v),
+            None => out.extend_from_slice(b"null"),
         }
     }
     out.push(b'}');

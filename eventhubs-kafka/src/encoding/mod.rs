@@ -90,6 +90,9 @@ pub struct Decoded {
 pub enum DecodeError {
     #[error("the event has no value (a tombstone)")]
     Empty,
+    /// Something around the value cannot be read (the consumer's headers).
+    #[error("{0}")]
+    Unreadable(String),
     #[error("Confluent-framed Avro (schema id {schema_id}) but no --schema-registry-url is set")]
     NoRegistry { schema_id: u32 },
     #[error("Confluent-framed Avro (schema id {schema_id}): {source}")]
