@@ -292,10 +292,7 @@ async fn send_to_dead_letter(
 ) -> anyhow::Result<()> {
     let mut headers = OwnedHeaders::new();
     for (key, value) in original {
-        headers = headers.insert(Header {
-            key: *key,
-            value: *value,
-        });
+        headers = headers.insert(Header { key, value: *value });
     }
     headers = headers
         .insert(Header {
