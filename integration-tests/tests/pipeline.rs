@@ -232,3 +232,61 @@ fn lag_reports_committed_offsets_and_watermarks() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("total lag of group nobody: 100"), "{text}");
 }
+
+#[test]
+fn events_librdkafka_refuses_are_accounted_and_the_rest_delivered() {
+    let broker = Broker::plaintext();
+    let topic = unique("refused");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    let mut text = String::new();
+    for i in 0..100 {
+        let filler = if i % 10 == 9 {
+            "x".repeat(3000)
+        } else {
+            String::new()
+        };
+        text.push_str(
+            &serde_json::json!({
+                "event_id": format!("00000000-0000-4000-8000-{i:012}"),
+                "sensor_id": "sensor-1",
+                "timestamp": 1_795_334_400_000_i64 + i,
+                "temperature": 20.5,
+                "properties": {"filler": filler},
+            })
+            .to_string(),
+        );
+        text.push('\n');
+    }
+    std::fs::write(&input, text).unwrap();
+    // librdkafka's own limit below --max-event-bytes: it refuses the large ones itself.
+    let out = run(tool("producer", &broker)
+        .args([
+            "--topic",
+            &topic,
+            "--ensure-topic",
+            "--partitions",
+            "1",
+            "--summary-json",
+        ])
+        .arg("--input")
+        .arg(&input)
+        .args(["-X", "message.max.bytes=2000"]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let s = summary(&out);
+    assert_eq!(
+        (s["sent"].as_u64(), s["failed"].as_u64()),
+        (Some(90), Some(10)),
+        "{s}"
+    );
+    for line in [10, 20, 100] {
+        assert!(
+            err.contains(&format!("input line {line}")),
+            "line {line} not named: {err}"
+        );
+    }
+    assert!(err.contains("refused by librdkafka"), "{err}");
+    let lines = consume(&broker, &topic, &unique("g"), 90, &[]);
+    assert_eq!(lines.len(), 90);
+}

@@ -116,12 +116,13 @@ impl DeliveryContext {
         }
     }
 
-    fn failed(&self, pending: &Pending, error: &KafkaError, key: Option<&[u8]>) {
+    /// Account one event as not delivered, named (the first [`FAILURES_NAMED`]) and counted
+    /// by reason: for a delivery report, and for an event librdkafka refused outright.
+    pub fn record_failure(&self, origin: &Origin, reason: String, key: Option<&[u8]>) {
         let n = self.failed.fetch_add(1, Ordering::AcqRel) + 1;
-        let reason = error.to_string();
         if n <= FAILURES_NAMED {
             let key = key.map(String::from_utf8_lossy).unwrap_or_default();
-            tracing::warn!(origin = %pending.origin, key = %key, error = %reason, "event not delivered");
+            tracing::warn!(origin = %origin, key = %key, error = %reason, "event not delivered");
         } else if n == FAILURES_NAMED + 1 {
             tracing::warn!(
                 "more events not delivered; the rest are counted by reason in the summary"
@@ -165,7 +166,9 @@ impl ProducerContext for DeliveryContext {
                 }
                 self.sent.fetch_add(1, Ordering::AcqRel);
             }
-            Err((error, message)) => self.failed(&pending, error, message.key()),
+            Err((error, message)) => {
+                self.record_failure(&pending.origin, error.to_string(), message.key())
+            }
         }
     }
 }

@@ -257,6 +257,7 @@ fn produce(
     let mut stopped_on_invalid = false;
     let mut read_failure = None;
     let mut accepted = 0u64;
+    let mut fatal = false;
     while let Some(item) = source.next(cancel) {
         let item = match item {
             Ok(item) => item,
@@ -288,15 +289,33 @@ fn produce(
         if let Some(rate) = cli.rate {
             pace(started, accepted, rate, cancel);
         }
-        enqueue(
+        match enqueue(
             &producer,
             topic,
             cli.partition,
             key.as_deref(),
             &payload,
             origin,
-        )?;
-        accepted += 1;
+        ) {
+            Ok(()) => accepted += 1,
+            // Refused before sending (larger than librdkafka's own limit, an unknown
+            // partition): accounted as failed with the reason; the next event goes on.
+            Err(Refused::Event { origin, reason }) => {
+                producer
+                    .context()
+                    .record_failure(&origin, reason, key.as_deref());
+            }
+            // The producer cannot go on (a fatal idempotence error): stop reading, still
+            // flush and report everything handed over before.
+            Err(Refused::Fatal { origin, reason }) => {
+                producer
+                    .context()
+                    .record_failure(&origin, reason.clone(), key.as_deref());
+                tracing::error!("the producer hit a fatal error and stops reading: {reason}");
+                fatal = true;
+                break;
+            }
+        }
     }
     let interrupted = cancel.is_cancelled();
     let undelivered_at_flush = finish(&producer, cli.flush_timeout);
@@ -313,6 +332,7 @@ fn produce(
         tracing::info!("stopped by signal after reading {accepted} events");
     }
     let complete = totals.failed == 0
+        && !fatal
         && totals.sent == accepted
         && !stopped_on_invalid
         && read_failure.is_none()
@@ -371,6 +391,14 @@ fn key_of(value: &Value, field: &str) -> Result<Vec<u8>, String> {
     Ok(key.into_bytes())
 }
 
+/// Why librdkafka did not take an event.
+enum Refused {
+    /// This event only.
+    Event { origin: Origin, reason: String },
+    /// The producer is in a fatal state: nothing more can be sent.
+    Fatal { origin: Origin, reason: String },
+}
+
 /// Hand one event to librdkafka, waiting while its queue is full (backpressure).
 fn enqueue(
     producer: &ThreadedProducer<DeliveryContext>,
@@ -379,7 +407,7 @@ fn enqueue(
     key: Option<&[u8]>,
     payload: &[u8],
     origin: Origin,
-) -> anyhow::Result<()> {
+) -> Result<(), Refused> {
     let pending = Box::new(Pending {
         origin,
         enqueued: Instant::now(),
@@ -400,7 +428,17 @@ fn enqueue(
                 std::thread::sleep(Duration::from_millis(1));
             }
             Err((e, back)) => {
-                bail!("librdkafka refused {}: {e}", back.delivery_opaque.origin);
+                let origin = back.delivery_opaque.origin;
+                return Err(match producer.client().fatal_error() {
+                    Some((_, fatal)) => Refused::Fatal {
+                        origin,
+                        reason: format!("refused by librdkafka: {e} (fatal: {fatal})"),
+                    },
+                    None => Refused::Event {
+                        origin,
+                        reason: format!("refused by librdkafka: {e}"),
+                    },
+                });
             }
         }
     }
