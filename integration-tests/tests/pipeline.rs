@@ -290,3 +290,70 @@ fn events_librdkafka_refuses_are_accounted_and_the_rest_delivered() {
     let lines = consume(&broker, &topic, &unique("g"), 90, &[]);
     assert_eq!(lines.len(), 90);
 }
+
+#[test]
+fn an_over_long_or_non_utf8_line_costs_only_itself() {
+    let broker = Broker::plaintext();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("mixed.jsonl");
+    let event = |i: usize| {
+        serde_json::json!({
+            "event_id": format!("00000000-0000-4000-8000-{i:012}"),
+            "sensor_id": "sensor-1",
+            "timestamp": 1_795_334_400_000_i64,
+            "temperature": 20.5,
+        })
+        .to_string()
+            + "\n"
+    };
+    let mut bytes = Vec::new();
+    for i in 0..5 {
+        bytes.extend_from_slice(event(i).as_bytes());
+    }
+    // 20 MB on one line, far over the 1 MB event limit: refused without being kept.
+    bytes.extend_from_slice(b"{\"event_id\":\"");
+    bytes.extend(std::iter::repeat_n(b'x', 20 << 20));
+    bytes.extend_from_slice(b"\"}\n");
+    bytes.extend_from_slice(b"{\"event_id\":\"\xff\xfe\"}\n");
+    for i in 5..10 {
+        bytes.extend_from_slice(event(i).as_bytes());
+    }
+    std::fs::write(&input, bytes).unwrap();
+
+    let topic = unique("mixed");
+    let out = run(tool("producer", &broker)
+        .args([
+            "--topic",
+            &topic,
+            "--ensure-topic",
+            "--summary-json",
+            "--skip-invalid",
+        ])
+        .arg("--input")
+        .arg(&input));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let s = summary(&out);
+    assert_eq!(
+        (s["sent"].as_u64(), s["invalid"].as_u64()),
+        (Some(10), Some(2)),
+        "{s}"
+    );
+    assert!(
+        err.contains("over the event limit") && err.contains("input line 6"),
+        "{err}"
+    );
+    assert!(
+        err.contains("not valid UTF-8") && err.contains("input line 7"),
+        "{err}"
+    );
+
+    // Without --skip-invalid: what came before is delivered, then it stops (exit 1).
+    let topic = unique("mixed");
+    let out = run(tool("producer", &broker)
+        .args(["--topic", &topic, "--ensure-topic", "--summary-json"])
+        .arg("--input")
+        .arg(&input));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(summary(&out)["sent"], 5);
+}

@@ -1,12 +1,15 @@
 //! Where events come from: the telemetry generator, or JSON lines from a file or stdin.
 //!
-//! Lines are read on their own thread into a bounded channel, so a producer waiting on a
-//! quiet stdin still notices a signal, and a slow broker slows the reader instead of
-//! filling memory.
+//! Lines are read on their own thread into a channel bounded by bytes ([`IN_FLIGHT_BYTES`]),
+//! so a producer waiting on a quiet stdin still notices a signal, and a slow broker slows the
+//! reader instead of filling memory. A line longer than the event limit is skipped to its end
+//! without being kept, and a line that is not UTF-8 is reported as invalid: either way only
+//! that line is lost, and `--skip-invalid` goes on past it.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use apache_avro::types::Value;
@@ -21,6 +24,38 @@ pub enum Item {
     Record(Origin, Value),
     /// A line of text that should hold one JSON event.
     Line(u64, String),
+    /// A line that cannot be an event (too long, not UTF-8), with why.
+    Invalid(Origin, String),
+}
+
+/// Lines read ahead of the producer, in bytes at most (one longer line still passes alone).
+pub const IN_FLIGHT_BYTES: usize = 32 << 20;
+
+/// What the reader thread sends: a line, or why line `n` is not one.
+type Read = std::io::Result<(u64, Result<String, String>)>;
+
+/// A byte budget shared by the reader (which waits for room) and the producer (which frees
+/// it as it takes lines).
+#[derive(Default)]
+pub struct Budget {
+    used: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Budget {
+    fn take(&self, n: usize) {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        while *used > 0 && *used + n > IN_FLIGHT_BYTES {
+            used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        *used += n;
+    }
+
+    fn give(&self, n: usize) {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        *used = used.saturating_sub(n);
+        self.freed.notify_one();
+    }
 }
 
 pub enum Source {
@@ -30,7 +65,8 @@ pub enum Source {
         next_index: u64,
     },
     Lines {
-        rx: Receiver<std::io::Result<(u64, String)>>,
+        rx: Receiver<Read>,
+        budget: Arc<Budget>,
     },
 }
 
@@ -47,8 +83,9 @@ impl Source {
         }
     }
 
-    /// Read `path` (`-` for stdin) line by line on a background thread.
-    pub fn lines(path: PathBuf) -> std::io::Result<Self> {
+    /// Read `path` (`-` for stdin) line by line on a background thread; lines longer than
+    /// `max_line` bytes are refused without being kept.
+    pub fn lines(path: PathBuf, max_line: usize) -> std::io::Result<Self> {
         let reader: Box<dyn BufRead + Send> = if path.as_os_str() == "-" {
             Box::new(BufReader::with_capacity(1 << 16, std::io::stdin()))
         } else {
@@ -60,10 +97,12 @@ impl Source {
             ))
         };
         let (tx, rx) = sync_channel(4096);
+        let budget = Arc::new(Budget::default());
+        let reader_budget = budget.clone();
         std::thread::Builder::new()
             .name("input".into())
-            .spawn(move || read_lines(reader, tx))?;
-        Ok(Self::Lines { rx })
+            .spawn(move || read_lines(reader, tx, max_line, &reader_budget))?;
+        Ok(Self::Lines { rx, budget })
     }
 
     /// The next item; `None` at the end of input or once `cancel` fires.
@@ -87,9 +126,13 @@ impl Source {
                 let event = generator.next_event(now);
                 Some(Ok(Item::Record(Origin::Generated(index), event.value)))
             }
-            Self::Lines { rx } => loop {
+            Self::Lines { rx, budget } => loop {
                 match rx.recv_timeout(Duration::from_millis(100)) {
-                    Ok(Ok((n, line))) => return Some(Ok(Item::Line(n, line))),
+                    Ok(Ok((n, Ok(line)))) => {
+                        budget.give(line.len());
+                        return Some(Ok(Item::Line(n, line)));
+                    }
+                    Ok(Ok((n, Err(why)))) => return Some(Ok(Item::Invalid(Origin::Line(n), why))),
                     Ok(Err(e)) => return Some(Err(ReadError(e))),
                     Err(RecvTimeoutError::Disconnected) => return None,
                     Err(RecvTimeoutError::Timeout) if cancel.is_cancelled() => return None,
@@ -100,32 +143,97 @@ impl Source {
     }
 }
 
-fn read_lines(mut reader: Box<dyn BufRead + Send>, tx: SyncSender<std::io::Result<(u64, String)>>) {
+fn read_lines(
+    mut reader: Box<dyn BufRead + Send>,
+    tx: SyncSender<Read>,
+    max_line: usize,
+    budget: &Budget,
+) {
     let mut n = 0u64;
+    let mut line = Vec::new();
     loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) => return,
-            Ok(_) => {
-                n += 1;
-                let trimmed = line.trim_end_matches(['\n', '\r']);
-                if trimmed.trim().is_empty() {
-                    continue;
-                }
-                let text = if trimmed.len() == line.len() {
-                    line
-                } else {
-                    trimmed.to_string()
-                };
-                if tx.send(Ok((n, text))).is_err() {
-                    return;
-                }
-            }
+        line.clear();
+        let (complete, too_long) = match read_capped(&mut reader, &mut line, max_line) {
+            Ok(read) => read,
             Err(e) => {
                 let e = std::io::Error::new(e.kind(), format!("line {}: {e}", n + 1));
                 let _ = tx.send(Err(e));
                 return;
             }
+        };
+        if !complete && line.is_empty() && too_long == 0 {
+            return; // end of input
+        }
+        n += 1;
+        let sent = if too_long > 0 {
+            tx.send(Ok((
+                n,
+                Err(format!(
+                    "the line is {too_long} bytes or more, over the event limit of {max_line} bytes (--max-event-bytes); skipped without reading it whole"
+                )),
+            )))
+        } else {
+            while matches!(line.last(), Some(b'\n' | b'\r')) {
+                line.pop();
+            }
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match String::from_utf8(std::mem::take(&mut line)) {
+                Ok(text) => {
+                    budget.take(text.len());
+                    tx.send(Ok((n, Ok(text))))
+                }
+                Err(_) => tx.send(Ok((n, Err("the line is not valid UTF-8".to_string())))),
+            }
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+/// Read one line into `line`, keeping at most `max` bytes. Returns whether a newline ended
+/// it, and, when it was longer than `max`, how many bytes it had (then `line` is emptied and
+/// the rest of the line consumed without being kept).
+fn read_capped(
+    reader: &mut dyn BufRead,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<(bool, usize)> {
+    let mut seen = 0usize;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            let too_long = if seen > max { seen } else { 0 };
+            return Ok((false, too_long));
+        }
+        let (chunk, ends) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        let len = chunk.len();
+        seen += len;
+        if seen <= max.saturating_add(2) {
+            line.extend_from_slice(chunk);
+        } else {
+            line.clear();
+        }
+        reader.consume(len);
+        if ends {
+            // The newline (and a CR before it) do not count against the limit.
+            let content = seen
+                - 1
+                - usize::from(seen >= 2 && line.len() >= 2 && line[line.len() - 2] == b'\r');
+            let too_long = if content > max { seen } else { 0 };
+            if too_long > 0 {
+                line.clear();
+            }
+            return Ok((true, too_long));
         }
     }
 }

@@ -181,7 +181,7 @@ async fn produce_events(cli: ProduceArgs) -> anyhow::Result<ExitCode> {
     let encoder = build_encoder(&cli, &topic, &schema_text, schema).await?;
     let cancel = eventhubs_kafka::shutdown::on_signal();
     let source = match (&cli.input, cli.generate) {
-        (Some(path), _) => Source::lines(path.clone())?,
+        (Some(path), _) => Source::lines(path.clone(), cli.max_event_bytes)?,
         (None, Some(n)) => {
             let seed = cli.seed.unwrap_or_else(|| {
                 std::time::SystemTime::now()
@@ -273,6 +273,7 @@ fn produce(
                 Origin::Line(n),
                 parse_line(&encoder, &text).and_then(|v| prepare(&encoder, v, cli)),
             ),
+            Item::Invalid(origin, reason) => (origin, Err(reason)),
         };
         let (key, payload) = match prepared {
             Ok(event) => event,
