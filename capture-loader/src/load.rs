@@ -404,7 +404,16 @@ fn load_one(
     record.last_enqueued_time = last.map(|e| e.enqueued_time);
     let mut rows = Vec::with_capacity(file.events.len());
     for event in file.events {
-        let (body_json, undecodable) = runtime.block_on(body_json(decoder, &event));
+        let (body_json, undecodable) = match runtime.block_on(body_json(decoder, &event)) {
+            Ok(decoded) => decoded,
+            // Not an answer about the body: the file waits for the registry.
+            Err(unreachable) => {
+                let reason = format!(
+                    "{unreachable}; not loaded, so its bodies are not stored undecoded: it is tried again on the next run"
+                );
+                return fail(store, &record, &reason, summary);
+            }
+        };
         summary.undecodable_bodies += u64::from(undecodable);
         rows.push(EventRow {
             namespace: namespace.clone(),
@@ -461,10 +470,14 @@ fn fail(
 }
 
 /// The body as JSON text when it is JSON or Avro the decoder understands; `(None, true)`
-/// when there is a body that is neither (its bytes are stored all the same).
-async fn body_json(decoder: &Decoder, event: &CaptureEvent) -> (Option<String>, bool) {
+/// when there is a body that is neither (its bytes are stored all the same); `Err` when the
+/// schema registry could not be asked (unreachable, 502/503), which says nothing of the body.
+async fn body_json(
+    decoder: &Decoder,
+    event: &CaptureEvent,
+) -> Result<(Option<String>, bool), eventhubs_kafka::encoding::DecodeError> {
     let Some(body) = event.body.as_deref() else {
-        return (None, false);
+        return Ok((None, false));
     };
     let content_type = event
         .properties
@@ -476,8 +489,11 @@ async fn body_json(decoder: &Decoder, event: &CaptureEvent) -> (Option<String>, 
         .await
     {
         // PostgreSQL's jsonb refuses NUL characters in strings: keep such bodies as bytes.
-        Ok(_) if !out.windows(6).any(|w| w == b"\\u0000") => (String::from_utf8(out).ok(), false),
-        Ok(_) => (None, true),
-        Err(_) => (None, true),
+        Ok(_) if !out.windows(6).any(|w| w == b"\\u0000") => {
+            Ok((String::from_utf8(out).ok(), false))
+        }
+        Ok(_) => Ok((None, true)),
+        Err(e) if e.is_retriable() => Err(e),
+        Err(_) => Ok((None, true)),
     }
 }

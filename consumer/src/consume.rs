@@ -167,9 +167,11 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
                     capture.add(&message);
                     continue;
                 }
-                let handled = handle(&message, &decoder, &output, dead_letter.as_ref(), args.on_undecodable, &mut counts, &mut buffers).await?;
-                if !handled {
-                    break Stop::Undecodable;
+                let waiting = Waiting { cancel: &cancel, retry_for: args.registry_retry_for };
+                match handle(&message, &decoder, &output, dead_letter.as_ref(), args.on_undecodable, &mut counts, &mut buffers, &waiting).await? {
+                    Handled::Done => {}
+                    Handled::StopUndecodable => break Stop::Undecodable,
+                    Handled::Interrupted => break Stop::Signal,
                 }
                 consumer
                     .context()
@@ -209,8 +211,24 @@ struct Buffers {
     value: Vec<u8>,
 }
 
-/// Decode and write out one event. `Ok(false)`: it could not be decoded and the policy is
-/// to stop without committing it.
+/// What became of one event.
+enum Handled {
+    /// Written out (decoded, printed as undecodable, or dead-lettered): its position moves.
+    Done,
+    /// Undecodable, and the policy is to stop without committing it.
+    StopUndecodable,
+    /// A signal came while waiting for the registry: stop, this event not committed.
+    Interrupted,
+}
+
+/// How long to wait for an unreachable registry, and the signal that ends the wait.
+struct Waiting<'a> {
+    cancel: &'a tokio_util::sync::CancellationToken,
+    retry_for: Duration,
+}
+
+/// Decode and write out one event.
+#[allow(clippy::too_many_arguments)]
 async fn handle(
     message: &BorrowedMessage<'_>,
     decoder: &Decoder,
@@ -219,23 +237,53 @@ async fn handle(
     policy: OnUndecodable,
     counts: &mut Counts,
     buffers: &mut Buffers,
-) -> anyhow::Result<bool> {
-    buffers.value.clear();
+    waiting: &Waiting<'_>,
+) -> anyhow::Result<Handled> {
     // Unreadable headers make the event undecodable, like an undecodable value.
     let headers = crate::headers::read(message);
-    let decoded = match &headers {
-        Ok(h) => {
-            decoder
-                .decode_into(
-                    message.payload(),
-                    crate::headers::content_type(h),
-                    &mut buffers.value,
-                )
-                .await
+    // A registry that cannot be reached is waited for, never taken as an answer: the event
+    // would otherwise be dead-lettered and committed while the registry is down.
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(500);
+    let decoded = loop {
+        buffers.value.clear();
+        let decoded = match &headers {
+            Ok(h) => {
+                decoder
+                    .decode_into(
+                        message.payload(),
+                        crate::headers::content_type(h),
+                        &mut buffers.value,
+                    )
+                    .await
+            }
+            Err(unreadable) => Err(eventhubs_kafka::encoding::DecodeError::Unreadable(
+                unreadable.to_string(),
+            )),
+        };
+        match decoded {
+            Err(e) if e.is_retriable() => {
+                let event = format!(
+                    "{}/{}/{}",
+                    message.topic(),
+                    message.partition(),
+                    message.offset()
+                );
+                if started.elapsed() >= waiting.retry_for {
+                    anyhow::bail!(
+                        "the schema registry stayed unreachable for {:?} ({e}); stopping without committing {event}",
+                        waiting.retry_for
+                    );
+                }
+                tracing::warn!(event = %event, "{e}; retrying in {pause:?}");
+                tokio::select! {
+                    _ = waiting.cancel.cancelled() => return Ok(Handled::Interrupted),
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+            other => break other,
         }
-        Err(unreadable) => Err(eventhubs_kafka::encoding::DecodeError::Unreadable(
-            unreadable.to_string(),
-        )),
     };
     let headers = headers.unwrap_or_default();
     match decoded {
@@ -265,11 +313,11 @@ async fn handle(
                 )
                 .await?;
                 counts.dead_lettered += 1;
-                return Ok(true);
+                return Ok(Handled::Done);
             }
             if policy == OnUndecodable::Fail {
                 tracing::error!(event = %source, "undecodable event: {error}; stopping without committing it");
-                return Ok(false);
+                return Ok(Handled::StopUndecodable);
             }
             tracing::warn!(event = %source, "undecodable event: {error}");
             start_line(&mut buffers.line, message, &headers);
@@ -279,7 +327,7 @@ async fn handle(
     output
         .write_line(&buffers.line)
         .context("writing to stdout")?;
-    Ok(true)
+    Ok(Handled::Done)
 }
 
 async fn send_to_dead_letter(

@@ -112,6 +112,12 @@ pub struct ConsumeArgs {
     #[arg(long, value_enum, default_value = "print")]
     pub on_undecodable: OnUndecodable,
 
+    /// How long to wait for an unreachable schema registry (retrying with backoff) before
+    /// stopping without committing the event; an event is never given up as undecodable
+    /// because the registry was down. Keep it under max.poll.interval.ms (5 minutes)
+    #[arg(long, default_value = "4m", value_parser = eventhubs_kafka::cli::values::duration)]
+    pub registry_retry_for: Duration,
+
     /// How long to wait for the broker at start-up
     #[arg(long, default_value = "15s", value_parser = eventhubs_kafka::cli::values::duration)]
     pub connect_timeout: Duration,

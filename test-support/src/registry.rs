@@ -67,6 +67,8 @@ struct Store {
     global: Option<Compatibility>,
     per_subject: HashMap<String, Compatibility>,
     requests: u64,
+    /// Answer every request with 503, as a registry behind a gateway does while it is down.
+    unavailable: bool,
 }
 
 #[derive(Clone)]
@@ -141,6 +143,11 @@ impl TestSchemaRegistry {
         self.store.lock().unwrap().requests
     }
 
+    /// Take the registry down (every request answered 503) or bring it back.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.store.lock().unwrap().unavailable = unavailable;
+    }
+
     /// Subjects and their schema ids in version order.
     pub fn subjects(&self) -> BTreeMap<String, Vec<u32>> {
         self.store.lock().unwrap().subjects.clone()
@@ -182,6 +189,13 @@ fn admit<'a>(
     }
     let mut store = shared.store.lock().unwrap();
     store.requests += 1;
+    if store.unavailable {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            50301,
+            "Service Unavailable",
+        ));
+    }
     Ok(store)
 }
 
