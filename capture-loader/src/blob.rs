@@ -16,9 +16,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use futures::TryStreamExt;
+use object_store::ObjectStore;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt};
 
 /// One blob to load.
 #[derive(Debug, Clone)]
@@ -201,12 +201,22 @@ impl BlobSource {
             .collect())
     }
 
-    pub async fn get(&self, path: &ObjectPath) -> anyhow::Result<Vec<u8>> {
-        let result = self
-            .store
-            .get(path)
-            .await
-            .map_err(|e| anyhow::anyhow!("reading {}: {e}", self.url(path)))?;
+    /// Read a listed blob, only if it still has the ETag it was listed with: the content
+    /// loaded is then exactly the version recorded under that ETag (a blob replaced between
+    /// the listing and the read fails this read, and the next run sees the new one).
+    pub async fn get(&self, object: &BlobObject) -> anyhow::Result<Vec<u8>> {
+        let path = &object.path;
+        let options = object_store::GetOptions {
+            if_match: object.etag.clone(),
+            ..Default::default()
+        };
+        let result = self.store.get_opts(path, options).await.map_err(|e| match e {
+            object_store::Error::Precondition { .. } => anyhow::anyhow!(
+                "{} changed while it was being read (its ETag moved on); it is read again on the next run",
+                self.url(path)
+            ),
+            e => anyhow::anyhow!("reading {}: {e}", self.url(path)),
+        })?;
         Ok(result
             .bytes()
             .await

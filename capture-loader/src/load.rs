@@ -330,7 +330,7 @@ fn load_one(
     let source = candidate.name.clone();
     let read = match &candidate.origin {
         Origin::Local(path) => std::fs::read(path).map_err(anyhow::Error::from),
-        Origin::Blob { source, object } => runtime.block_on(source.get(&object.path)),
+        Origin::Blob { source, object } => runtime.block_on(source.get(object)),
     };
     let bytes = match read {
         Ok(b) => b,

@@ -128,3 +128,33 @@ fn a_missing_container_or_account_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("AZURE_STORAGE_ACCOUNT_NAME"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_replaced_after_its_listing_is_not_read_under_the_old_etag() {
+    let (Some(fixture_dir), Some(bin)) = (fixtures(), azurite_bin()) else {
+        return;
+    };
+    let az = Azurite::start(&bin);
+    let name = "ns1/hub/0/2017/10/16/18/18/00.avro".to_string();
+    az.upload(
+        "capture",
+        &[(name.clone(), fixture_dir.join("telemetry-380-events.avro"))],
+    );
+    let cs = az.connection_string.clone();
+    let source =
+        capture_loader::blob::BlobSource::parse(&format!("{}/capture", az.endpoint), |k| {
+            (k == "AZURE_STORAGE_CONNECTION_STRING").then(|| cs.clone())
+        })
+        .unwrap();
+    let listed = source.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    // Read under the listed ETag: fine.
+    assert!(!source.get(&listed[0]).await.unwrap().is_empty());
+    // Replaced between the listing and the read: refused, not read under the old ETag.
+    az.upload(
+        "capture",
+        &[(name, fixture_dir.join("partition-key-1-event.avro"))],
+    );
+    let e = source.get(&listed[0]).await.unwrap_err().to_string();
+    assert!(e.contains("changed while it was being read"), "{e}");
+}

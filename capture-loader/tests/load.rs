@@ -461,6 +461,7 @@ fn rows_postgres_refuses_fail_their_file_alone_and_bad_json_keeps_only_its_bytes
         offset: n.to_string(),
         enqueued_time: base + chrono::Duration::seconds(n),
         partition_key: Some(key.to_string()),
+        kafka_key: None,
         properties: vec![("h".to_string(), Some(header.to_vec()))],
         body: Some(body.as_bytes().to_vec()),
     };
@@ -534,6 +535,7 @@ fn conflicts_fail_the_file_and_identical_events_are_duplicates(
                 offset: (n * 10).to_string(),
                 enqueued_time: base + chrono::Duration::seconds(n),
                 partition_key: None,
+                kafka_key: None,
                 properties: vec![],
                 body: Some(format!("{{\"n\":{n},\"b\":\"{body}\"}}").into_bytes()),
             })

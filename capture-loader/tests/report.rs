@@ -31,6 +31,7 @@ fn capture(root: &Path, partition: i32, window: i64, first: i64, last: i64) -> P
             offset: (n * 100).to_string(),
             enqueued_time: base() + chrono::Duration::seconds(n),
             partition_key: Some(format!("sensor-{}", n % 7)),
+            kafka_key: None,
             properties: vec![],
             body: Some(
                 json!({

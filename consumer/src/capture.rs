@@ -75,6 +75,10 @@ impl CaptureSink {
                 .key()
                 .and_then(|k| std::str::from_utf8(k).ok())
                 .map(str::to_string),
+            kafka_key: message
+                .key()
+                .filter(|k| std::str::from_utf8(k).is_err())
+                .map(<[u8]>::to_vec),
             properties,
             body: message.payload().map(<[u8]>::to_vec),
         };

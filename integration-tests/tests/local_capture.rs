@@ -101,3 +101,69 @@ fn produced_events_reach_the_database_through_local_capture_exactly_once() {
         "the Kafka key is the partition key"
     );
 }
+
+#[test]
+fn non_utf8_keys_and_repeated_header_keys_survive_local_capture() {
+    let broker = Broker::plaintext();
+    let topic = unique("odd-keys");
+    produce(&broker, &topic, &["--partitions", "1", "--generate", "0"]);
+    // An independent client writes what our producer never would.
+    let script = r#"
+import sys
+from confluent_kafka import Producer
+p = Producer({"bootstrap.servers": sys.argv[1]})
+p.produce(sys.argv[2], key=b"\xff\xfe-binary", value=b'{"a":1}',
+          headers=[("h", b"first"), ("h", b"second"), ("other", b"x")])
+if p.flush(30):
+    raise SystemExit("not delivered")
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &broker.bootstrap, &topic])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("capture");
+    let out = run(tool("consumer", &broker)
+        .args([
+            "--topic",
+            &topic,
+            "--group",
+            &unique("cap"),
+            "--max-events",
+            "1",
+        ])
+        .args(["--idle-timeout", "15s", "--capture-window", "1s"])
+        .arg("--capture-dir")
+        .arg(&capture));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let db = dir.path().join("c.db");
+    let out = run(Command::new(bin("capture-loader"))
+        .args(["load", capture.to_str().unwrap()])
+        .env("DATABASE_URL", format!("sqlite://{}", db.display())));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (system, properties): (String, String) = conn
+        .query_row(
+            "SELECT system_properties, properties FROM capture_events",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(
+        system.contains("x-opt-kafka-key"),
+        "the binary key was dropped: {system}"
+    );
+    assert!(!system.contains("x-opt-partition-key"), "{system}");
+    let properties: serde_json::Value = serde_json::from_str(&properties).unwrap();
+    assert!(
+        properties.get("h").is_some() && properties.get("h#2").is_some(),
+        "{properties}"
+    );
+    assert!(properties.get("other").is_some(), "{properties}");
+}

@@ -24,6 +24,9 @@ pub struct CapturedRecord {
     pub offset: String,
     pub enqueued_time: DateTime<Utc>,
     pub partition_key: Option<String>,
+    /// A Kafka key that is not UTF-8 (so not a partition key), kept as bytes under
+    /// `x-opt-kafka-key`, the annotation Event Hubs gives Kafka keys for AMQP readers.
+    pub kafka_key: Option<Vec<u8>>,
     /// Kafka headers: Capture keeps them as bytes.
     pub properties: Vec<(String, Option<Vec<u8>>)>,
     pub body: Option<Vec<u8>>,
@@ -58,17 +61,13 @@ pub fn encode_capture(records: &[CapturedRecord]) -> Result<Vec<u8>, apache_avro
                 Value::Union(2, Box::new(Value::String(key.clone()))),
             );
         }
-        let properties = r
-            .properties
-            .iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    Some(bytes) => Value::Union(3, Box::new(Value::Bytes(bytes.clone()))),
-                    None => Value::Union(4, Box::new(Value::Null)),
-                };
-                (k.clone(), v)
-            })
-            .collect();
+        if let Some(key) = &r.kafka_key {
+            system.insert(
+                "x-opt-kafka-key".to_string(),
+                Value::Union(3, Box::new(Value::Bytes(key.clone()))),
+            );
+        }
+        let properties = properties_map(&r.properties);
         let body = match &r.body {
             Some(b) => Value::Union(1, Box::new(Value::Bytes(b.clone()))),
             None => Value::Union(0, Box::new(Value::Null)),
@@ -86,6 +85,26 @@ pub fn encode_capture(records: &[CapturedRecord]) -> Result<Vec<u8>, apache_avro
         ]))?;
     }
     writer.into_inner()
+}
+
+/// Headers as Capture's `Properties` map. A map holds one value per key, so a key repeated
+/// in one event is kept as `name`, `name#2`, `name#3`, ... rather than losing values.
+fn properties_map(headers: &[(String, Option<Vec<u8>>)]) -> HashMap<String, Value> {
+    let mut map = HashMap::with_capacity(headers.len());
+    for (k, v) in headers {
+        let v = match v {
+            Some(bytes) => Value::Union(3, Box::new(Value::Bytes(bytes.clone()))),
+            None => Value::Union(4, Box::new(Value::Null)),
+        };
+        let mut name = k.clone();
+        let mut n = 1;
+        while map.contains_key(&name) {
+            n += 1;
+            name = format!("{k}#{n}");
+        }
+        map.insert(name, v);
+    }
+    map
 }
 
 /// `{namespace}/{event_hub}/{partition}/{yyyy}/{MM}/{dd}/{HH}/{mm}/{ss}.avro` under `root`.
@@ -108,13 +127,34 @@ pub fn capture_path(
         .join(format!("{:02}.avro", t.second()))
 }
 
+/// The directories `create_dir_all(dir)` would create, deepest first.
+fn missing_dirs(dir: &Path) -> Vec<&Path> {
+    dir.ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect()
+}
+
+/// Create `dir` and its missing ancestors so that they survive a crash: each new directory's
+/// entry lives in its parent, so every parent of a created directory is fsynced too (up to
+/// the first one that existed, the root of the capture folder or above it).
+fn create_dirs_durably(dir: &Path) -> std::io::Result<()> {
+    let created = missing_dirs(dir);
+    std::fs::create_dir_all(dir)?;
+    for d in created {
+        if let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+    }
+    Ok(())
+}
+
 /// Write `records` durably to `path` (temporary file, fsync, rename, fsync the directory).
 pub fn write_capture_file(path: &Path, records: &[CapturedRecord]) -> std::io::Result<()> {
     let bytes = encode_capture(records).map_err(std::io::Error::other)?;
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("a capture path needs a directory"))?;
-    std::fs::create_dir_all(dir)?;
+    create_dirs_durably(dir)?;
     let tmp = path.with_extension("avro.tmp");
     {
         let mut file = std::fs::File::create(&tmp)?;
@@ -128,6 +168,18 @@ pub fn write_capture_file(path: &Path, records: &[CapturedRecord]) -> std::io::R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_created_directory_is_named_so_its_parent_is_synced() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("ns/hub/0/2026/11/22");
+        let missing = missing_dirs(&dir);
+        assert_eq!(missing.len(), 6, "{missing:?}");
+        assert_eq!(missing.last().unwrap(), &root.path().join("ns"));
+        create_dirs_durably(&dir).unwrap();
+        assert!(dir.is_dir());
+        assert!(missing_dirs(&dir).is_empty());
+    }
     use crate::capture::path::NameFormat;
     use crate::capture::read_capture;
 
@@ -140,6 +192,7 @@ mod tests {
                 offset: "7".into(),
                 enqueued_time: t,
                 partition_key: Some("sensor-1".into()),
+                kafka_key: None,
                 properties: vec![
                     ("origin".into(), Some(b"test".to_vec())),
                     ("empty".into(), None),
@@ -151,6 +204,7 @@ mod tests {
                 offset: "8".into(),
                 enqueued_time: t,
                 partition_key: None,
+                kafka_key: None,
                 properties: vec![],
                 body: None,
             },
