@@ -140,64 +140,29 @@ async fn handle(
         Ok(b) => b,
         Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
     };
-    let parsed: Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("malformed JSON: {e}")),
-    };
-    let events = match parsed {
-        Value::Array(items) => items,
-        object @ Value::Object(_) => vec![object],
-        _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "expected an event or an array of events",
-            );
-        }
-    };
-    let kind = |e: &Value| {
-        e.get("eventType")
-            .or_else(|| e.get("type"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    // The validation handshake is answered without the key: Event Grid may send it without
-    // the delivery headers that carry the key, and echoing its code grants nothing.
-    if let Some(validation) = events
-        .iter()
-        .find(|e| kind(e) == "Microsoft.EventGrid.SubscriptionValidationEvent")
-    {
-        return match validation["data"]["validationCode"].as_str() {
-            Some(code) => {
-                tracing::info!("Event Grid subscription validated");
-                reply(StatusCode::OK, json!({ "validationResponse": code }))
-            }
-            None => error(
-                StatusCode::BAD_REQUEST,
-                "validation event without data.validationCode",
-            ),
-        };
+    let request = parse_request(&bytes);
+    if let Ok(Request::Validation(code)) = &request {
+        // The validation handshake is answered without the key: Event Grid may send it
+        // without the delivery headers that carry the key, and echoing its code grants
+        // nothing.
+        tracing::info!("Event Grid subscription validated");
+        return reply(StatusCode::OK, json!({ "validationResponse": code }));
     }
     if !authorized(&state, &headers, &uri) {
         return error(StatusCode::UNAUTHORIZED, "missing or wrong webhook key");
     }
+    let notifications = match request {
+        Ok(Request::Files(files)) => files,
+        Ok(Request::Validation(_)) => Vec::new(),
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
     // Every file of the request is checked before any is read.
     let mut files = Vec::new();
-    for event in events
-        .iter()
-        .filter(|e| kind(e) == "Microsoft.EventHub.CaptureFileCreated")
-    {
-        let data = &event["data"];
-        let Some(url) = data["fileUrl"].as_str() else {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "CaptureFileCreated without data.fileUrl",
-            );
-        };
+    for (url, data) in &notifications {
         match state.allowed.check(url) {
             Ok(canonical) => files.push((canonical, data)),
             Err(why) => {
-                tracing::warn!(file = url, "notification refused: {why}");
+                tracing::warn!(file = %url, "notification refused: {why}");
                 return error(StatusCode::FORBIDDEN, &format!("fileUrl refused: {why}"));
             }
         }
@@ -215,6 +180,54 @@ async fn handle(
         }
     }
     reply(StatusCode::OK, json!({ "loaded": loaded }))
+}
+
+/// What a webhook request body asks for.
+#[derive(Debug)]
+pub enum Request {
+    /// Event Grid's subscription validation: answer with this code.
+    Validation(String),
+    /// `Microsoft.EventHub.CaptureFileCreated` notifications: each file's URL and `data`.
+    Files(Vec<(String, Value)>),
+}
+
+/// Parse a request body (Event Grid schema or CloudEvents 1.0, one event or a batch). Pure:
+/// no key, no network, no database; `Err` is the 400 message.
+pub fn parse_request(body: &[u8]) -> Result<Request, String> {
+    let parsed: Value = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
+    let events = match parsed {
+        Value::Array(items) => items,
+        object @ Value::Object(_) => vec![object],
+        _ => return Err("expected an event or an array of events".into()),
+    };
+    let kind = |e: &Value| {
+        e.get("eventType")
+            .or_else(|| e.get("type"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    if let Some(validation) = events
+        .iter()
+        .find(|e| kind(e) == "Microsoft.EventGrid.SubscriptionValidationEvent")
+    {
+        return match validation["data"]["validationCode"].as_str() {
+            Some(code) => Ok(Request::Validation(code.to_string())),
+            None => Err("validation event without data.validationCode".into()),
+        };
+    }
+    let mut files = Vec::new();
+    for event in events
+        .iter()
+        .filter(|e| kind(e) == "Microsoft.EventHub.CaptureFileCreated")
+    {
+        let data = &event["data"];
+        let url = data["fileUrl"]
+            .as_str()
+            .ok_or("CaptureFileCreated without data.fileUrl")?;
+        files.push((url.to_string(), data.clone()));
+    }
+    Ok(Request::Files(files))
 }
 
 /// `GET /report`: the same page as `capture-loader report`, made afresh.
