@@ -124,7 +124,7 @@ fn parse(url: &str) -> Result<Location, Refused> {
     }
     let mut segments = Vec::new();
     for raw in path.split('/') {
-        let segment = decode(raw).ok_or(Refused::Path)?;
+        let segment = crate::percent::decode_strict(raw).ok_or(Refused::Path)?;
         if segment.is_empty()
             || segment == "."
             || segment == ".."
@@ -140,26 +140,6 @@ fn parse(url: &str) -> Result<Location, Refused> {
         authority,
         segments,
     })
-}
-
-/// Percent-decoding of one path segment; `None` for a malformed escape or invalid UTF-8.
-fn decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let hex = |b: u8| (b as char).to_digit(16);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let high = hex(*bytes.get(i + 1)?)?;
-            let low = hex(*bytes.get(i + 2)?)?;
-            out.push((high * 16 + low) as u8);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 fn encode_segment(s: &str) -> String {

@@ -12,6 +12,7 @@ pub mod db;
 pub mod gaps;
 pub mod health;
 pub mod load;
+mod percent;
 pub mod report;
 pub mod serve;
 pub mod status;

@@ -67,34 +67,10 @@ fn authorized(state: &Webhook, headers: &HeaderMap, uri: &Uri) -> bool {
         q.split('&')
             .filter_map(|p| p.split_once('='))
             .find(|(k, _)| *k == "code")
-            .map(|(_, v)| percent_decode(v))
+            .map(|(_, v)| crate::percent::decode_lenient(v))
     });
     from_header.is_some_and(|given| constant_time_eq(given, expected))
         || from_query.is_some_and(|given| constant_time_eq(&given, expected))
-}
-
-fn percent_decode(s: &str) -> Vec<u8> {
-    let bytes = s.as_bytes();
-    let hex = |b: u8| (b as char).to_digit(16);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

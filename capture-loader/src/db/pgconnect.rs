@@ -125,7 +125,7 @@ pub fn resolve(url: &str, env: &Environment<'_>) -> Result<Target, String> {
     let mut key = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = || percent_decode(v);
+        let value = || String::from_utf8_lossy(&crate::percent::decode_lenient(v)).into_owned();
         match k {
             "sslmode" => sslmode = Some(SslMode::parse(&value())?),
             "sslrootcert" => rootcert = Some(value()),
@@ -249,30 +249,6 @@ fn mode_name(m: SslMode) -> &'static str {
         SslMode::VerifyCa => "verify-ca",
         SslMode::VerifyFull => "verify-full",
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let hex = |b: u8| (b as char).to_digit(16);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The password file's password for this host, port, database and user (libpq's rules:
@@ -522,14 +498,6 @@ mod tests {
             home,
             os_user: Some("osuser".into()),
         }
-    }
-
-    #[test]
-    fn percent_decoding_never_splits_a_character() {
-        assert_eq!(percent_decode("%2Ftmp%2fca.pem"), "/tmp/ca.pem");
-        assert_eq!(percent_decode("é%"), "é%");
-        assert_eq!(percent_decode("%é1"), "%é1");
-        assert_eq!(percent_decode("%4"), "%4");
     }
 
     #[test]
