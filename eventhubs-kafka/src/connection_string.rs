@@ -192,9 +192,14 @@ fn parse_endpoint(endpoint: &str) -> Result<(String, Option<u16>), ConnectionStr
         return Err(bad("it has no `sb://` scheme"));
     };
     if !scheme.eq_ignore_ascii_case("sb") {
-        return Err(ConnectionStringError::BadEndpoint {
-            reason: format!("the scheme is `{scheme}://`, expected `sb://`"),
-        });
+        // Echo a scheme only when it looks like one (`https`): a garbled string can put key
+        // material before the `://` (found by fuzzing).
+        let reason = if scheme.len() <= 10 && scheme.chars().all(|c| c.is_ascii_alphabetic()) {
+            format!("the scheme is `{scheme}://`, expected `sb://`")
+        } else {
+            "the scheme is not `sb://`".to_string()
+        };
+        return Err(ConnectionStringError::BadEndpoint { reason });
     }
     let authority = rest.trim_end_matches('/');
     if authority.contains('/') {
@@ -359,6 +364,13 @@ mod tests {
                 },
             ),
             (azure(";garbage"), E::NotKeyValue { position: 4 }),
+            // The key run into a garbled endpoint: the scheme is not echoed.
+            (
+                "Endpoint=sbSharedAccessKey=c2VjcmV0LWtleQ==://ns.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=x".into(),
+                E::BadEndpoint {
+                    reason: "the scheme is not `sb://`".into(),
+                },
+            ),
             // A typo that puts the key in the name: never echoed.
             (
                 "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey:c2VjcmV0LWtleQ==".into(),

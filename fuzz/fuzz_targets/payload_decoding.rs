@@ -1,6 +1,7 @@
 //! Any bytes as an event payload, with and without a content type: the consumer's encoding
 //! detection and decoding (single-object Avro, Confluent framing, JSON) give JSON text or a
-//! reason, never a panic.
+//! reason, never a panic. "JSON" is the grammar (RFC 8259): a JSON body's number beyond
+//! f64's range passes through verbatim, as its producer wrote it (found by fuzzing; kept).
 #![no_main]
 
 use std::sync::LazyLock;
@@ -20,6 +21,6 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     // No registry: nothing here waits on I/O.
     if futures::executor::block_on(DECODER.decode_into(Some(data), content_type, &mut out)).is_ok()
     {
-        assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok());
+        assert!(serde_json::from_slice::<serde::de::IgnoredAny>(&out).is_ok());
     }
 });
