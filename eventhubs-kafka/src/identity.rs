@@ -367,7 +367,7 @@ mod tests {
         assert!(is_loopback_http("http://[::1]:1/x"));
         assert!(is_loopback_http("http://localhost"));
         assert!(!is_loopback_http("http://127.0.0.1.example.com"));
-        assert!(!is_loopback_http("http://169.254.169.254"));
+        assert!(!is_loopback_http("http://metadata.example"));
         assert!(!is_loopback_http("https://127.0.0.1"));
     }
 

@@ -80,6 +80,7 @@ export LOADER_TEST_POSTGRES="${LOADER_TEST_POSTGRES:-postgres://$PG_TEST_ROLE:$P
 ensure_postgres() {
     if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
         log "installing PostgreSQL (Debian)"
+        # = apt-get install postgresql postgresql-client, after one apt-get update
         _apt_install postgresql postgresql-client
     fi
     if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
