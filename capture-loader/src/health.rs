@@ -8,19 +8,17 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::db::{DeclaredMissing, FailedFile, LoadedFile, PartitionKey, Status, Store};
+use crate::db::{
+    DeclaredMissing, FailedFile, LoadedFile, PartitionKey, PartitionStatus, Status, Store,
+};
 use crate::gaps::{self, ExpectedMissing, Gap, Overlap};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PartitionHealth {
-    pub namespace: String,
-    pub event_hub: String,
-    pub partition_id: String,
-    pub files: i64,
-    pub events: i64,
-    pub last_sequence_number: Option<i64>,
-    /// The newest event's enqueue time.
-    pub last_enqueued_time: Option<String>,
+    /// Files, events, the newest sequence number and enqueue time, as the store counts them
+    /// (flattened: the JSON keeps those fields at this level).
+    #[serde(flatten)]
+    pub status: PartitionStatus,
     /// How long ago that was, when the report or status was made.
     pub newest_event_age_seconds: Option<i64>,
     /// Older than `--stale-after`: Capture or the loader may have stopped.
@@ -102,13 +100,7 @@ fn combine(
                 (None, _) => false,
             };
             PartitionHealth {
-                namespace: p.namespace,
-                event_hub: p.event_hub,
-                partition_id: p.partition_id,
-                files: p.files,
-                events: p.events,
-                last_sequence_number: p.last_sequence_number,
-                last_enqueued_time: p.last_enqueued_time,
+                status: p,
                 newest_event_age_seconds: age,
                 stale,
                 loaded_ranges: coverage.loaded,

@@ -137,18 +137,23 @@ fn print_table(out: &mut impl Write, health: &Health) -> std::io::Result<()> {
         writeln!(
             out,
             "{:<24} {:<20} {:>9} {:>6} {:>10} {:>14}  {}{}",
-            p.namespace,
-            p.event_hub,
-            p.partition_id,
-            p.files,
-            p.events,
-            p.last_sequence_number.map_or("-".into(), |n| n.to_string()),
-            p.last_enqueued_time.as_deref().unwrap_or("-"),
+            p.status.namespace,
+            p.status.event_hub,
+            p.status.partition_id,
+            p.status.files,
+            p.status.events,
+            p.status
+                .last_sequence_number
+                .map_or("-".into(), |n| n.to_string()),
+            p.status.last_enqueued_time.as_deref().unwrap_or("-"),
             if p.stale { "  STALE" } else { "" }
         )?;
     }
     for p in &health.partitions {
-        let name = format!("{}/{}/{}", p.namespace, p.event_hub, p.partition_id);
+        let name = format!(
+            "{}/{}/{}",
+            p.status.namespace, p.status.event_hub, p.status.partition_id
+        );
         for g in &p.gaps {
             let (from, to) = g.window();
             let time = |t: Option<chrono::DateTime<chrono::Utc>>| {

@@ -92,6 +92,17 @@ fn retarget(mut payload: Value, url: &str, count: i64, first: i64, last: i64) ->
     payload
 }
 
+/// POST `body` to the webhook with the right key.
+async fn post_with_key(server: &Server, body: &serde_json::Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(&server.url)
+        .header("x-capture-loader-key", WEBHOOK_KEY)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
 fn rows(db: &Path) -> i64 {
     rusqlite::Connection::open(db)
         .unwrap()
@@ -309,7 +320,6 @@ async fn file_urls_outside_the_allowed_locations_are_refused_before_any_access()
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("hook.db");
     let server = start_server(&az, &db);
-    let client = reqwest::Client::new();
     let template = payload("eventgrid-azure-sdk-for-java-EventHubCaptureFileCreatedEvent.json");
     for url in [
         local.display().to_string(),
@@ -326,13 +336,7 @@ async fn file_urls_outside_the_allowed_locations_are_refused_before_any_access()
         "https://attacker.example/capture/x.avro".to_string(),
     ] {
         let body = retarget(template.clone(), &url, 380, 8180, 8559);
-        let resp = client
-            .post(&server.url)
-            .header("x-capture-loader-key", WEBHOOK_KEY)
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
+        let resp = post_with_key(&server, &body).await;
         assert_eq!(resp.status().as_u16(), 403, "{url}");
         let text = resp.text().await.unwrap();
         assert!(text.contains("fileUrl refused"), "{url}: {text}");
@@ -348,13 +352,7 @@ async fn file_urls_outside_the_allowed_locations_are_refused_before_any_access()
     let mut second = batch[0].clone();
     second["data"]["fileUrl"] = Value::from(format!("{}/private/{blob}", az.endpoint));
     batch.as_array_mut().unwrap().push(second);
-    let resp = client
-        .post(&server.url)
-        .header("x-capture-loader-key", WEBHOOK_KEY)
-        .body(batch.to_string())
-        .send()
-        .await
-        .unwrap();
+    let resp = post_with_key(&server, &batch).await;
     assert_eq!(resp.status().as_u16(), 403);
     assert!(
         !db.exists() || rows(&db) == 0,
@@ -372,13 +370,7 @@ async fn file_urls_outside_the_allowed_locations_are_refused_before_any_access()
         8180,
         8559,
     );
-    let resp = client
-        .post(&server.url)
-        .header("x-capture-loader-key", WEBHOOK_KEY)
-        .body(ok.to_string())
-        .send()
-        .await
-        .unwrap();
+    let resp = post_with_key(&server, &ok).await;
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(rows(&db), 380);
 }

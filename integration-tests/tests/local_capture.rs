@@ -128,20 +128,7 @@ if p.flush(30):
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let capture = dir.path().join("capture");
-    let out = run(tool("consumer", &broker)
-        .args([
-            "--topic",
-            &topic,
-            "--group",
-            &unique("cap"),
-            "--max-events",
-            "1",
-        ])
-        .args(["--idle-timeout", "15s", "--capture-window", "1s"])
-        .arg("--capture-dir")
-        .arg(&capture));
-    assert!(out.status.success(), "{}", stderr(&out));
+    let capture = capture_locally(&broker, &topic, 1, dir.path());
     let db = dir.path().join("c.db");
     let out = run(Command::new(bin("capture-loader"))
         .args(["load", capture.to_str().unwrap()])

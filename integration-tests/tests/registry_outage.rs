@@ -126,20 +126,7 @@ async fn the_loader_fails_a_file_while_the_registry_is_down_and_loads_it_after()
     );
     // Capture files with the Confluent-framed bodies as they are.
     let dir = tempfile::tempdir().unwrap();
-    let capture = dir.path().join("capture");
-    let out = run(tool("consumer", &broker)
-        .args([
-            "--topic",
-            &topic,
-            "--group",
-            &unique("cap"),
-            "--max-events",
-            "50",
-        ])
-        .args(["--idle-timeout", "15s", "--capture-window", "1s"])
-        .arg("--capture-dir")
-        .arg(&capture));
-    assert!(out.status.success(), "{}", stderr(&out));
+    let capture = capture_locally(&broker, &topic, 50, dir.path());
 
     let db = format!("sqlite://{}", dir.path().join("c.db").display());
     let load = || {

@@ -9,7 +9,6 @@
 //! `scripts/kafka stop target/test-kafka`). Tests keep apart by unique topics and groups.
 //! A test that stops its broker gets a [`PrivateKafka`] of its own.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -250,20 +249,4 @@ impl Drop for PrivateKafka {
             .stdin(Stdio::null())
             .output();
     }
-}
-
-/// A free loopback port (bound, then released for a child to take).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
-}
-
-pub fn find_on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    })
 }

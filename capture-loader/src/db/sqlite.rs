@@ -166,6 +166,19 @@ fn parse_time(text: Option<String>) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// A time column that must hold one: text this store wrote (RFC 3339). Anything else is an
+/// error naming the column, not a row quietly left out.
+fn time_column(r: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let text: String = r.get(index)?;
+    parse_time(Some(text.clone())).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            format!("`{text}` is not an RFC 3339 time").into(),
+        )
+    })
+}
+
 fn partition_key(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<PartitionKey> {
     Ok(PartitionKey {
         namespace: r.get(first)?,
@@ -410,18 +423,12 @@ impl Store for SqliteStore {
                 "SELECT namespace, event_hub, partition_id, minute, events FROM events_per_minute",
             )?
             .query_map([], |r| {
-                Ok((partition_key(r, 0)?, r.get::<_, String>(3)?, r.get(4)?))
+                Ok(MinuteCount {
+                    partition: partition_key(r, 0)?,
+                    minute: time_column(r, 3)?,
+                    events: r.get(4)?,
+                })
             })?
-            .filter_map(|row| match row {
-                Ok((partition, minute, events)) => parse_time(Some(minute)).map(|minute| {
-                    Ok(MinuteCount {
-                        partition,
-                        minute,
-                        events,
-                    })
-                }),
-                Err(e) => Some(Err(e)),
-            })
             .collect::<Result<Vec<_>, _>>()?;
         let sensors = self
             .conn
@@ -457,17 +464,13 @@ impl Store for SqliteStore {
                 "SELECT substr(loaded_at, 1, 16) || ':00Z', count(*), sum(event_count)
                  FROM capture_files WHERE status != 'failed' GROUP BY 1 ORDER BY 1",
             )?
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))?
-            .filter_map(|row| match row {
-                Ok((minute, files, events)) => parse_time(Some(minute)).map(|minute| {
-                    Ok(LoadMinute {
-                        minute,
-                        files,
-                        events,
-                    })
-                }),
-                Err(e) => Some(Err(e)),
-            })
+            .query_map([], |r| {
+                Ok(LoadMinute {
+                    minute: time_column(r, 0)?,
+                    files: r.get(1)?,
+                    events: r.get(2)?,
+                })
+            })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ReportData {
             events_per_minute,

@@ -103,7 +103,7 @@ pub fn heat(data: &ReportData) -> Option<Heat> {
 /// The page.
 pub fn render(data: &ReportData, health: &Health, title: &str) -> String {
     let mut out = String::with_capacity(64 * 1024);
-    let total_events: i64 = health.partitions.iter().map(|p| p.events).sum();
+    let total_events: i64 = health.partitions.iter().map(|p| p.status.events).sum();
     let heat = heat(data);
     let _ = write!(
         out,
@@ -188,9 +188,9 @@ fn gaps_section(out: &mut String, health: &Health) {
             let _ = writeln!(
                 out,
                 "<tr class=\"gap-row\"><td>{}/{}/{}</td><td>{}–{}</td><td>{}</td><td class=\"time\">{}<br>{}</td><td class=\"path\">{}</td><td class=\"path\">{}</td></tr>",
-                escape(&p.namespace),
-                escape(&p.event_hub),
-                escape(&p.partition_id),
+                escape(&p.status.namespace),
+                escape(&p.status.event_hub),
+                escape(&p.status.partition_id),
                 g.first_missing,
                 g.last_missing,
                 thousands(g.missing),

@@ -144,9 +144,9 @@ pub fn heatmap(heat: &Heat, health: &Health) -> String {
             );
         }
         let Some(p) = health.partitions.iter().find(|p| {
-            p.namespace == partition.namespace
-                && p.event_hub == partition.event_hub
-                && p.partition_id == partition.partition_id
+            p.status.namespace == partition.namespace
+                && p.status.event_hub == partition.event_hub
+                && p.status.partition_id == partition.partition_id
         }) else {
             continue;
         };

@@ -75,6 +75,24 @@ pub fn consume(
     json_lines(&out)
 }
 
+/// Consume the first `events` of `topic` into Capture files under `dir/capture`, as
+/// `consumer --capture-dir` writes them (one-second windows), and return that folder.
+pub fn capture_locally(broker: &Broker, topic: &str, events: usize, dir: &Path) -> PathBuf {
+    let capture = dir.join("capture");
+    let out = run(tool("consumer", broker)
+        .args(["--topic", topic, "--group", &test_support::unique("cap")])
+        .args(["--max-events", &events.to_string()])
+        .args(["--idle-timeout", "15s", "--capture-window", "1s"])
+        .arg("--capture-dir")
+        .arg(&capture));
+    assert!(
+        out.status.success(),
+        "consumer --capture-dir: {}",
+        stderr(&out)
+    );
+    capture
+}
+
 /// `consumer lag --json` for one group and topic.
 pub fn lag(broker: &Broker, group: &str, topic: &str) -> Value {
     let out =
