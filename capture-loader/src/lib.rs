@@ -278,10 +278,11 @@ fn print_summary(summary: &load::Summary, json: bool) -> anyhow::Result<()> {
         out.flush()?;
     } else {
         eprintln!(
-            "capture-loader: {} files loaded, {} empty, {} already loaded, {} changed, {} failed; {} events inserted, {} duplicates, {} bodies kept as bytes only; {:.2} s ({:.0} events/s)",
+            "capture-loader: {} files loaded, {} empty, {} already loaded, {} loaded elsewhere, {} changed, {} failed; {} events inserted, {} duplicates, {} bodies kept as bytes only; {:.2} s ({:.0} events/s)",
             summary.files_loaded,
             summary.files_empty,
             summary.files_skipped,
+            summary.files_loaded_elsewhere,
             summary.files_changed,
             summary.files_failed,
             summary.events_inserted,

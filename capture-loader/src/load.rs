@@ -55,6 +55,9 @@ pub struct Summary {
     pub files_loaded: u64,
     pub files_empty: u64,
     pub files_skipped: u64,
+    /// Loaded by another loader of the same database while this one ran (it held the file,
+    /// or had loaded it, when this one came to it): not this run's work, not duplicates.
+    pub files_loaded_elsewhere: u64,
     pub files_changed: u64,
     pub files_failed: u64,
     pub events_inserted: u64,
@@ -69,6 +72,7 @@ impl Summary {
         self.files_loaded += other.files_loaded;
         self.files_empty += other.files_empty;
         self.files_skipped += other.files_skipped;
+        self.files_loaded_elsewhere += other.files_loaded_elsewhere;
         self.files_changed += other.files_changed;
         self.files_failed += other.files_failed;
         self.events_inserted += other.events_inserted;
@@ -229,7 +233,13 @@ pub fn load(
         );
     }
     // Open (and migrate) once before the workers start, so they never race to migrate.
-    let first = db.open()?;
+    let mut first = db.open()?;
+    let run = Run {
+        decoder,
+        options,
+        runtime,
+        started: first.now()?,
+    };
     let total = candidates.len();
     let queue = Mutex::new(
         partition_groups(candidates)
@@ -245,34 +255,42 @@ pub fn load(
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 let store = first.take();
-                let (queue, done) = (&queue, &done);
+                let (queue, done, run) = (&queue, &done, &run);
                 scope.spawn(move || -> anyhow::Result<Summary> {
                     let mut store = match store {
                         Some(s) => s,
                         None => db.open()?,
                     };
                     let mut part = Summary::default();
+                    let count = || {
+                        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        if progress {
+                            eprint!("\r{n}/{total} files");
+                        }
+                    };
+                    // Files another loader holds come back at the end, when this one has
+                    // nothing else to do: by then they are loaded (and skipped), or their
+                    // loader died and this one takes them over.
+                    let mut held_elsewhere = Vec::new();
                     loop {
-                        let Some(group) =
-                            queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
-                        else {
-                            return Ok(part);
-                        };
-                        for candidate in &group {
-                            load_one(
-                                store.as_mut(),
-                                decoder,
-                                options,
-                                candidate,
-                                &mut part,
-                                runtime,
-                            )?;
-                            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                            if progress {
-                                eprint!("\r{n}/{total} files");
+                        let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                        let Some(group) = next else { break };
+                        for candidate in group {
+                            if !store.claim(&candidate.name, false)? {
+                                held_elsewhere.push(candidate);
+                                continue;
                             }
+                            claimed(store.as_mut(), run, &candidate, &mut part)?;
+                            count();
                         }
                     }
+                    for candidate in held_elsewhere {
+                        tracing::debug!(file = %candidate.name, "waiting for the loader that holds it");
+                        store.claim(&candidate.name, true)?;
+                        claimed(store.as_mut(), run, &candidate, &mut part)?;
+                        count();
+                    }
+                    Ok(part)
                 })
             })
             .collect();
@@ -319,14 +337,40 @@ fn partition_groups(candidates: Vec<Candidate>) -> Vec<Vec<Candidate>> {
     groups
 }
 
-fn load_one(
+/// What every file of one `load` shares.
+struct Run<'a> {
+    decoder: &'a Decoder,
+    options: &'a LoadOptions,
+    runtime: &'a tokio::runtime::Handle,
+    /// When the run began, by the database's clock: a file whose row is newer was loaded
+    /// by another loader meanwhile.
+    started: DateTime<Utc>,
+}
+
+/// Load a file this worker has claimed, and let go of it (also when loading it failed).
+fn claimed(
     store: &mut dyn Store,
-    decoder: &Decoder,
-    options: &LoadOptions,
+    run: &Run<'_>,
     candidate: &Candidate,
     summary: &mut Summary,
-    runtime: &tokio::runtime::Handle,
 ) -> anyhow::Result<()> {
+    let result = load_one(store, run, candidate, summary);
+    let released = store.release(&candidate.name);
+    result.and(released)
+}
+
+fn load_one(
+    store: &mut dyn Store,
+    run: &Run<'_>,
+    candidate: &Candidate,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    let Run {
+        decoder,
+        options,
+        runtime,
+        ..
+    } = *run;
     let source = candidate.name.clone();
     let read = match &candidate.origin {
         Origin::Local(path) => std::fs::read(path).map_err(anyhow::Error::from),
@@ -364,7 +408,11 @@ fn load_one(
         .filter(|k| k.status != FileStatus::Failed)
     {
         if known.size == record.size && known.etag == record.etag {
-            summary.files_skipped += 1;
+            if known.loaded_at.is_some_and(|t| t >= run.started) {
+                summary.files_loaded_elsewhere += 1;
+            } else {
+                summary.files_skipped += 1;
+            }
             return Ok(());
         }
         tracing::error!(file = %source, loaded_size = known.size, size = record.size, "file changed since it was loaded; not loading it again (its events are keyed by sequence number: investigate before removing its capture_files row)");
@@ -443,6 +491,11 @@ fn load_one(
                 .with_context(|| format!("loading {source}"));
         }
     };
+    if loaded.elsewhere {
+        summary.files_loaded_elsewhere += 1;
+        tracing::debug!(file = %source, "loaded by another loader meanwhile");
+        return Ok(());
+    }
     if record.event_count == 0 {
         summary.files_empty += 1;
     } else {

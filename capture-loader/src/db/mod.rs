@@ -89,6 +89,8 @@ pub struct KnownFile {
     pub first_sequence_number: Option<i64>,
     pub last_sequence_number: Option<i64>,
     pub error: Option<String>,
+    /// When its row was last written (the database's clock).
+    pub loaded_at: Option<DateTime<Utc>>,
 }
 
 /// Events of a file whose key (namespace, event hub, partition, sequence number) is taken
@@ -108,6 +110,9 @@ pub struct Conflict {
 pub struct Loaded {
     pub inserted: u64,
     pub duplicates: u64,
+    /// Another process loaded the file first (found inside the transaction, so nothing was
+    /// written): SQLite, where there are no claims, finds out this way.
+    pub elsewhere: bool,
 }
 
 /// `status`: per namespace/event hub/partition, and the failed files.
@@ -200,6 +205,18 @@ pub struct ReportData {
 
 /// A database the loader writes to.
 pub trait Store: Send {
+    /// Claim a file before reading it, so that loaders sharing a database never load one
+    /// file twice at once: `false` when another process holds it (with `wait`, block until
+    /// it lets go instead). A claim ends with [`Store::release`] or with the connection (a
+    /// loader that dies frees its files). SQLite needs none: its single writer decides.
+    fn claim(&mut self, _source: &str, _wait: bool) -> anyhow::Result<bool> {
+        Ok(true)
+    }
+    fn release(&mut self, _source: &str) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// The database's clock (what `loaded_at` is written with).
+    fn now(&mut self) -> anyhow::Result<DateTime<Utc>>;
     fn known_file(&mut self, source: &str) -> anyhow::Result<Option<KnownFile>>;
     /// Write the file's events and its `capture_files` row in one transaction.
     fn load_file(&mut self, file: &FileRecord, events: &[EventRow]) -> anyhow::Result<Loaded>;

@@ -242,10 +242,41 @@ fn partition_key(r: &postgres::Row, first: usize) -> PartitionKey {
     }
 }
 
+/// The advisory lock that claims `source`: 64 bits of its CRC-64, so two files share a lock
+/// with a chance of 2^-64 (and then only wait for each other).
+fn claim_key(source: &str) -> i64 {
+    eventhubs_kafka::encoding::single_object::crc64_avro(source.as_bytes()) as i64
+}
+
 impl Store for PostgresStore {
+    fn claim(&mut self, source: &str, wait: bool) -> anyhow::Result<bool> {
+        // A session lock: held across this connection's transactions, freed by the server
+        // when the connection ends however the loader ends.
+        let key = claim_key(source);
+        if wait {
+            self.client
+                .execute("SELECT pg_advisory_lock($1)", &[&key])?;
+            return Ok(true);
+        }
+        let row = self
+            .client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])?;
+        Ok(row.get(0))
+    }
+
+    fn release(&mut self, source: &str) -> anyhow::Result<()> {
+        self.client
+            .execute("SELECT pg_advisory_unlock($1)", &[&claim_key(source)])?;
+        Ok(())
+    }
+
+    fn now(&mut self) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+        Ok(self.client.query_one("SELECT now()", &[])?.get(0))
+    }
+
     fn known_file(&mut self, source: &str) -> anyhow::Result<Option<KnownFile>> {
         let row = self.client.query_opt(
-            "SELECT size_bytes, etag, status, event_count, first_sequence_number, last_sequence_number, error FROM capture_files WHERE source = $1",
+            "SELECT size_bytes, etag, status, event_count, first_sequence_number, last_sequence_number, error, loaded_at FROM capture_files WHERE source = $1",
             &[&source],
         )?;
         Ok(row.map(|r| KnownFile {
@@ -256,11 +287,24 @@ impl Store for PostgresStore {
             first_sequence_number: r.get(4),
             last_sequence_number: r.get(5),
             error: r.get(6),
+            loaded_at: r.get(7),
         }))
     }
 
     fn load_file(&mut self, file: &FileRecord, events: &[EventRow]) -> anyhow::Result<Loaded> {
         let mut tx = self.client.transaction()?;
+        if tx
+            .query_opt(
+                "SELECT 1 FROM capture_files WHERE source = $1 AND status <> 'failed' FOR UPDATE",
+                &[&file.source],
+            )?
+            .is_some()
+        {
+            return Ok(Loaded {
+                elsewhere: true,
+                ..Loaded::default()
+            });
+        }
         tx.batch_execute(
             "CREATE TEMP TABLE IF NOT EXISTS capture_events_stage (
                 namespace TEXT, event_hub TEXT, partition_id TEXT, sequence_number BIGINT,
@@ -327,6 +371,7 @@ impl Store for PostgresStore {
         Ok(Loaded {
             inserted,
             duplicates: events.len() as u64 - inserted,
+            elsewhere: false,
         })
     }
 

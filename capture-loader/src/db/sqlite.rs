@@ -115,10 +115,12 @@ impl SqliteStore {
     pub fn open(path: &str) -> anyhow::Result<Self> {
         let conn = Connection::open(path)
             .with_context(|| format!("opening the SQLite database {path}"))?;
+        // First, so that loaders opening the database together wait for each other (also to
+        // switch the journal mode) instead of failing with "database is locked".
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
         // WAL: readers (status, reports) never block a load; a crash leaves no half file.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
         let mut store = Self { conn };
         store.migrate()?;
         Ok(store)
@@ -129,7 +131,12 @@ impl SqliteStore {
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
         )?;
         for (version, sql) in MIGRATIONS {
-            let tx = self.conn.transaction()?;
+            // Immediate: the write lock before the check. A deferred transaction that reads
+            // and then writes fails at once ("database is locked") when another loader
+            // migrates at the same moment; the busy timeout only covers lock waits.
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let applied: Option<i64> = tx
                 .query_row(
                     "SELECT version FROM schema_migrations WHERE version = ?1",
@@ -220,7 +227,7 @@ impl Store for SqliteStore {
         Ok(self
             .conn
             .query_row(
-                "SELECT size_bytes, etag, status, event_count, first_sequence_number, last_sequence_number, error FROM capture_files WHERE source = ?1",
+                "SELECT size_bytes, etag, status, event_count, first_sequence_number, last_sequence_number, error, loaded_at FROM capture_files WHERE source = ?1",
                 [source],
                 |r| {
                     Ok(KnownFile {
@@ -231,14 +238,37 @@ impl Store for SqliteStore {
                         first_sequence_number: r.get(4)?,
                         last_sequence_number: r.get(5)?,
                         error: r.get(6)?,
+                        loaded_at: parse_time(r.get(7)?),
                     })
                 },
             )
             .optional()?)
     }
 
+    fn now(&mut self) -> anyhow::Result<DateTime<Utc>> {
+        Ok(Utc::now())
+    }
+
     fn load_file(&mut self, file: &FileRecord, events: &[EventRow]) -> anyhow::Result<Loaded> {
-        let tx = self.conn.transaction()?;
+        // Immediate: the write lock first, so that the check below sees what any other
+        // loader of this database committed, and nothing can come between.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let taken = tx
+            .query_row(
+                "SELECT 1 FROM capture_files WHERE source = ?1 AND status <> 'failed'",
+                [&file.source],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if taken {
+            return Ok(Loaded {
+                elsewhere: true,
+                ..Loaded::default()
+            });
+        }
         let mut inserted = 0u64;
         let mut conflicts = 0u64;
         let mut first_conflict = None;
@@ -301,6 +331,7 @@ impl Store for SqliteStore {
         Ok(Loaded {
             inserted,
             duplicates: events.len() as u64 - inserted,
+            elsewhere: false,
         })
     }
 
