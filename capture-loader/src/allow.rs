@@ -124,7 +124,7 @@ fn parse(url: &str) -> Result<Location, Refused> {
     }
     let mut segments = Vec::new();
     for raw in path.split('/') {
-        let segment = crate::percent::decode_strict(raw).ok_or(Refused::Path)?;
+        let segment = eventhubs_kafka::percent::decode_strict(raw).ok_or(Refused::Path)?;
         if segment.is_empty()
             || segment == "."
             || segment == ".."

@@ -11,23 +11,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-/// One loaded (non-empty) file of a partition.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FileRange {
-    pub source: String,
-    pub first_sequence_number: i64,
-    pub last_sequence_number: i64,
-    pub first_enqueued_time: Option<DateTime<Utc>>,
-    pub last_enqueued_time: Option<DateTime<Utc>>,
-}
-
-/// A range declared expected-missing, with why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ExpectedMissing {
-    pub first_sequence_number: i64,
-    pub last_sequence_number: i64,
-    pub reason: String,
-}
+pub use eventhubs_kafka::db::{ExpectedMissing, FileRange};
 
 /// The file on one side of a gap.
 #[derive(Debug, Clone, PartialEq, Serialize)]

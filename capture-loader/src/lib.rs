@@ -7,12 +7,11 @@
 //! [`db::Store`], which writes them and the file's record in one transaction.
 
 pub mod allow;
+pub use eventhubs_kafka::db;
 pub mod blob;
-pub mod db;
 pub mod gaps;
 pub mod health;
 pub mod load;
-mod percent;
 pub mod report;
 pub mod serve;
 pub mod status;

@@ -67,7 +67,7 @@ fn authorized(state: &Webhook, headers: &HeaderMap, uri: &Uri) -> bool {
         q.split('&')
             .filter_map(|p| p.split_once('='))
             .find(|(k, _)| *k == "code")
-            .map(|(_, v)| crate::percent::decode_lenient(v))
+            .map(|(_, v)| eventhubs_kafka::percent::decode_lenient(v))
     });
     from_header.is_some_and(|given| constant_time_eq(given, expected))
         || from_query.is_some_and(|given| constant_time_eq(&given, expected))

@@ -10,10 +10,13 @@
 pub mod capture;
 pub mod cli;
 pub mod connection_string;
+#[cfg(feature = "db")]
+pub mod db;
 pub mod encoding;
 pub mod identity;
 pub mod kafka;
 pub mod logging;
+pub mod percent;
 pub mod registry;
 pub mod schemas;
 pub mod secret;

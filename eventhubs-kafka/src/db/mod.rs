@@ -1,4 +1,6 @@
 //! Where captured events go: SQLite (the default, no server) or PostgreSQL (production).
+//! Shared by the capture-loader (events from Capture files) and the consumer's `--sink-db`
+//! (events straight from the topic), behind the `db` feature.
 //!
 //! Exactly once: a file's events and its `capture_files` row are written in one
 //! transaction; an event already present (same namespace, event hub, partition and sequence
@@ -11,10 +13,28 @@ pub mod sqlite;
 
 use std::sync::Arc;
 
+use crate::identity::{TokenCache, default_credential};
+use crate::secret::Secret;
 use chrono::{DateTime, Utc};
-use eventhubs_kafka::identity::{TokenCache, default_credential};
-use eventhubs_kafka::secret::Secret;
 use serde::Serialize;
+
+/// One loaded (non-empty) file of a partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRange {
+    pub source: String,
+    pub first_sequence_number: i64,
+    pub last_sequence_number: i64,
+    pub first_enqueued_time: Option<DateTime<Utc>>,
+    pub last_enqueued_time: Option<DateTime<Utc>>,
+}
+
+/// A range declared expected-missing, with why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExpectedMissing {
+    pub first_sequence_number: i64,
+    pub last_sequence_number: i64,
+    pub reason: String,
+}
 
 /// One row of `capture_events`.
 #[derive(Debug, Clone)]
@@ -151,14 +171,14 @@ pub struct PartitionKey {
 #[derive(Debug, Clone)]
 pub struct LoadedFile {
     pub partition: PartitionKey,
-    pub range: crate::gaps::FileRange,
+    pub range: FileRange,
 }
 
 /// A range declared expected-missing (`status --expect-missing`).
 #[derive(Debug, Clone)]
 pub struct DeclaredMissing {
     pub partition: PartitionKey,
-    pub range: crate::gaps::ExpectedMissing,
+    pub range: ExpectedMissing,
 }
 
 /// Events of one partition enqueued in one minute (the `events_per_minute` view).

@@ -13,7 +13,7 @@ use super::{
     LoadedFile, MinuteCount, PartitionKey, PartitionStatus, ReportData, SensorRow, Status, Store,
     status_of,
 };
-use crate::gaps::{ExpectedMissing, FileRange};
+use super::{ExpectedMissing, FileRange};
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (
@@ -132,10 +132,7 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    pub fn open(
-        url: &str,
-        entra: Option<&eventhubs_kafka::identity::TokenCache>,
-    ) -> anyhow::Result<Self> {
+    pub fn open(url: &str, entra: Option<&crate::identity::TokenCache>) -> anyhow::Result<Self> {
         // libpq's rules (sslmode, PG* variables, the password file); errors name the cause,
         // never the URL (it holds the password).
         let mut target = super::pgconnect::resolve(url, &super::pgconnect::Environment::process())
@@ -245,7 +242,7 @@ fn partition_key(r: &postgres::Row, first: usize) -> PartitionKey {
 /// The advisory lock that claims `source`: 64 bits of its CRC-64, so two files share a lock
 /// with a chance of 2^-64 (and then only wait for each other).
 fn claim_key(source: &str) -> i64 {
-    eventhubs_kafka::encoding::single_object::crc64_avro(source.as_bytes()) as i64
+    crate::encoding::single_object::crc64_avro(source.as_bytes()) as i64
 }
 
 impl Store for PostgresStore {

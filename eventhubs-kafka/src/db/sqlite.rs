@@ -11,7 +11,7 @@ use super::{
     LoadedFile, MinuteCount, PartitionKey, PartitionStatus, ReportData, SensorRow, Status, Store,
     status_of,
 };
-use crate::gaps::{ExpectedMissing, FileRange};
+use super::{ExpectedMissing, FileRange};
 
 /// Versioned migrations, applied in order, each once.
 const MIGRATIONS: &[(i64, &str)] = &[

@@ -1,4 +1,4 @@
-//! Percent-decoding, once for the crate: lenient (`%` not followed by two hex digits stays
+//! Percent-decoding, once for the workspace: lenient (`%` not followed by two hex digits stays
 //! as it is, as libpq and query strings are read) or strict (any malformed escape or
 //! non-UTF-8 result refuses the text, as the webhook's allow-list needs).
 
@@ -7,7 +7,7 @@ fn hex(b: u8) -> Option<u8> {
 }
 
 /// `%XY` escapes decoded; anything else kept as it is.
-pub(crate) fn decode_lenient(s: &str) -> Vec<u8> {
+pub fn decode_lenient(s: &str) -> Vec<u8> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -31,7 +31,7 @@ pub(crate) fn decode_lenient(s: &str) -> Vec<u8> {
 }
 
 /// `None` for a malformed escape or a result that is not UTF-8.
-pub(crate) fn decode_strict(s: &str) -> Option<String> {
+pub fn decode_strict(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
