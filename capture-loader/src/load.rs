@@ -541,11 +541,11 @@ async fn body_json(
         .decode_into(Some(body), content_type, &mut out)
         .await
     {
-        // PostgreSQL's jsonb refuses NUL characters in strings: keep such bodies as bytes.
-        Ok(_) if !out.windows(6).any(|w| w == b"\\u0000") => {
-            Ok((String::from_utf8(out).ok(), false))
+        Ok(_) => {
+            let json = crate::db::body_json_text(out);
+            let undecodable = json.is_none();
+            Ok((json, undecodable))
         }
-        Ok(_) => Ok((None, true)),
         Err(e) if e.is_retriable() => Err(e),
         Err(_) => Ok((None, true)),
     }

@@ -3,16 +3,14 @@
 //! loader that dies are finished by the others. Capture files are generated here (80 files
 //! of 1000 events), so these tests need no fixtures; PostgreSQL as in load.rs.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use common::PgDatabase;
 use eventhubs_kafka::capture::write::{CapturedRecord, capture_path, write_capture_file};
 use serde_json::Value;
+use test_support::PgDatabase;
 
 const FILES: u64 = 80;
 const EVENTS: u64 = 1000;

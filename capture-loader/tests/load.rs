@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{PgDatabase, fixtures};
+use common::fixtures;
 use serde_json::Value;
+use test_support::PgDatabase;
 
 /// Copy a fixture to `{ns}/{hub}/{partition}/yyyy/MM/dd/HH/mm/ss.avro` under `root`.
 fn place(root: &Path, fixture: &str, partition: u32, minute: u32) -> PathBuf {

@@ -11,9 +11,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::PgDatabase;
 use eventhubs_kafka::capture::write::{CapturedRecord, capture_path, write_capture_file};
 use serde_json::{Value, json};
+use test_support::PgDatabase;
 
 const NS: &str = "gapns";
 const HUB: &str = "telemetry";

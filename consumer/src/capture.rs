@@ -30,6 +30,47 @@ struct Window {
     last_offset: i64,
 }
 
+/// An event as Capture records it: the Kafka offset as sequence number and offset, the
+/// record's timestamp as enqueue time, a UTF-8 key as partition key (any other key as
+/// `x-opt-kafka-key`), headers as properties. The capture files and `--sink-db` both use it.
+pub fn captured_record(message: &BorrowedMessage<'_>) -> CapturedRecord {
+    let enqueued_time = message
+        .timestamp()
+        .to_millis()
+        .and_then(DateTime::from_timestamp_millis)
+        .unwrap_or_else(Utc::now);
+    // Capture keeps events as they are; headers that cannot be read are left out, said.
+    let properties = match crate::headers::read(message) {
+        Ok(headers) => headers
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec)))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(
+                partition = message.partition(),
+                offset = message.offset(),
+                "{e}; captured without them"
+            );
+            Vec::new()
+        }
+    };
+    CapturedRecord {
+        sequence_number: message.offset(),
+        offset: message.offset().to_string(),
+        enqueued_time,
+        partition_key: message
+            .key()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .map(str::to_string),
+        kafka_key: message
+            .key()
+            .filter(|k| std::str::from_utf8(k).is_err())
+            .map(<[u8]>::to_vec),
+        properties,
+        body: message.payload().map(<[u8]>::to_vec),
+    }
+}
+
 impl CaptureSink {
     pub fn new(root: PathBuf, namespace: String, window: Duration, size_limit: usize) -> Self {
         Self {
@@ -47,41 +88,7 @@ impl CaptureSink {
 
     /// Add one event to its partition's open window.
     pub fn add(&self, message: &BorrowedMessage<'_>) {
-        let enqueued_time = message
-            .timestamp()
-            .to_millis()
-            .and_then(DateTime::from_timestamp_millis)
-            .unwrap_or_else(Utc::now);
-        // Capture keeps events as they are; headers that cannot be read are left out, said.
-        let properties = match crate::headers::read(message) {
-            Ok(headers) => headers
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec)))
-                .collect(),
-            Err(e) => {
-                tracing::warn!(
-                    partition = message.partition(),
-                    offset = message.offset(),
-                    "{e}; captured without them"
-                );
-                Vec::new()
-            }
-        };
-        let record = CapturedRecord {
-            sequence_number: message.offset(),
-            offset: message.offset().to_string(),
-            enqueued_time,
-            partition_key: message
-                .key()
-                .and_then(|k| std::str::from_utf8(k).ok())
-                .map(str::to_string),
-            kafka_key: message
-                .key()
-                .filter(|k| std::str::from_utf8(k).is_err())
-                .map(<[u8]>::to_vec),
-            properties,
-            body: message.payload().map(<[u8]>::to_vec),
-        };
+        let record = captured_record(message);
         let size = record.body.as_ref().map_or(0, Vec::len) + 64;
         let mut open = self.lock();
         let window = open

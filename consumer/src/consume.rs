@@ -22,6 +22,7 @@ use rdkafka::util::Timeout;
 use crate::capture::CaptureSink;
 use crate::context::GroupContext;
 use crate::output::{Output, Sink, finish_decoded, finish_undecodable, start_line};
+use crate::sink_db::{DbSink, DbSinkOptions};
 use crate::{ConsumeArgs, OnUndecodable};
 
 /// Header names on dead-lettered events.
@@ -54,21 +55,22 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     };
     let decoder = Decoder::new(SchemaSet::embedded()?, registry);
     let output = Output::stdout(args.output);
-    let sink = match &args.capture_dir {
-        Some(dir) => {
-            let namespace =
-                args.capture_namespace
-                    .clone()
-                    .unwrap_or_else(|| match &settings.endpoint {
-                        Endpoint::EventHubs(e) => e
-                            .connection
-                            .host()
-                            .split('.')
-                            .next()
-                            .unwrap_or("local")
-                            .to_string(),
-                        Endpoint::Kafka(_) => "local".to_string(),
-                    });
+    // Capture paths and database rows file events under the namespace.
+    let namespace = args
+        .capture_namespace
+        .clone()
+        .unwrap_or_else(|| match &settings.endpoint {
+            Endpoint::EventHubs(e) => e
+                .connection
+                .host()
+                .split('.')
+                .next()
+                .unwrap_or("local")
+                .to_string(),
+            Endpoint::Kafka(_) => "local".to_string(),
+        });
+    let sink = match (&args.capture_dir, &args.sink_db) {
+        (Some(dir), _) => {
             if args.capture_window < Duration::from_secs(1) {
                 bail!(
                     "--capture-window must be at least 1s (file names have one-second resolution)"
@@ -81,7 +83,21 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
                 args.capture_size_limit,
             )))
         }
-        None => Sink::Lines(output.clone()),
+        (None, Some(url)) => {
+            let database = eventhubs_kafka::db::Database::new(url.clone(), args.sink_db_auth)?;
+            let sink = DbSink::open(
+                database,
+                DbSinkOptions {
+                    group: group.clone(),
+                    namespace,
+                    batch_events: usize::try_from(args.sink_batch).unwrap_or(usize::MAX),
+                    batch_interval: args.sink_interval,
+                },
+            )
+            .context("opening --sink-db")?;
+            Sink::Database(Arc::new(sink))
+        }
+        (None, None) => Sink::Lines(output.clone()),
     };
 
     let properties = settings.properties(&ClientKind::Consumer {
@@ -123,7 +139,10 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let mut counts = Counts::default();
     let mut buffers = Buffers::default();
     // One timer for commits and the idle check: no timer is set up per event.
-    let tick_every = args.commit_interval.min(Duration::from_millis(250));
+    let tick_every = args
+        .commit_interval
+        .min(args.sink_interval)
+        .min(Duration::from_millis(250));
     let mut tick = tokio::time::interval(tick_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Idle time is measured at ticks (no clock read per event): the tick notices that the
@@ -146,6 +165,10 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
                 if args.idle_timeout.is_some_and(|idle| last_event.elapsed() >= idle) {
                     break Stop::Idle;
                 }
+                if let Sink::Database(db) = &sink && db.due() {
+                    sink.flush(false, &consumer.context().positions)
+                        .context("writing to the database; offsets were not committed")?;
+                }
                 if last_commit.elapsed() >= args.commit_interval {
                     commit(&consumer, &sink, CommitMode::Async)?;
                     last_commit = Instant::now();
@@ -161,17 +184,17 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
                     }
                 };
                 counts.consumed += 1;
-                if let Sink::Capture(capture) = &sink {
-                    // Capture keeps bodies as they are: nothing to decode. The position
-                    // advances when the window's file is written.
-                    capture.add(&message);
-                    continue;
-                }
                 let waiting = Waiting { cancel: &cancel, retry_for: args.registry_retry_for };
-                match handle(&message, &decoder, &output, dead_letter.as_ref(), args.on_undecodable, &mut counts, &mut buffers, &waiting).await? {
+                match handle(&message, &decoder, &sink, dead_letter.as_ref(), args.on_undecodable, &mut counts, &mut buffers, &waiting).await? {
                     Handled::Done => {}
                     Handled::StopUndecodable => break Stop::Undecodable,
                     Handled::Interrupted => break Stop::Signal,
+                    Handled::Buffered { full: false } => continue,
+                    Handled::Buffered { full: true } => {
+                        sink.flush(false, &consumer.context().positions)
+                            .context("writing to the database; offsets were not committed")?;
+                        continue;
+                    }
                 }
                 consumer
                     .context()
@@ -185,6 +208,13 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let positions = committed_positions(&consumer, args.connect_timeout);
     consumer.unsubscribe();
     let elapsed = started.elapsed();
+    if let Sink::Database(db) = &sink {
+        let written = db.written();
+        eprintln!(
+            "consumer: database: {} events inserted, {} already there, in {} transactions",
+            written.inserted, written.duplicates, written.transactions
+        );
+    }
     eprintln!(
         "consumer: {} consumed, {} decoded, {} undecodable{} in {:.2} s; committed: {}",
         counts.consumed,
@@ -215,6 +245,9 @@ struct Buffers {
 enum Handled {
     /// Written out (decoded, printed as undecodable, or dead-lettered): its position moves.
     Done,
+    /// In a capture window or the database sink's batch: its position moves when that is
+    /// written (`full`: write the batch now).
+    Buffered { full: bool },
     /// Undecodable, and the policy is to stop without committing it.
     StopUndecodable,
     /// A signal came while waiting for the registry: stop, this event not committed.
@@ -232,13 +265,19 @@ struct Waiting<'a> {
 async fn handle(
     message: &BorrowedMessage<'_>,
     decoder: &Decoder,
-    output: &Output,
+    sink: &Sink,
     dead_letter: Option<&(String, FutureProducer)>,
     policy: OnUndecodable,
     counts: &mut Counts,
     buffers: &mut Buffers,
     waiting: &Waiting<'_>,
 ) -> anyhow::Result<Handled> {
+    if let Sink::Capture(capture) = sink {
+        // Capture keeps bodies as they are: nothing to decode. The position advances when
+        // the window's file is written.
+        capture.add(message);
+        return Ok(Handled::Buffered { full: false });
+    }
     // Unreadable headers make the event undecodable, like an undecodable value.
     let headers = crate::headers::read(message);
     // A registry that cannot be reached is waited for, never taken as an answer: the event
@@ -286,13 +325,10 @@ async fn handle(
         }
     };
     let headers = headers.unwrap_or_default();
-    match decoded {
+    let decoded = match decoded {
         Ok(encoding) => {
             counts.decoded += 1;
-            if output.enabled() {
-                start_line(&mut buffers.line, message, &headers);
-                finish_decoded(&mut buffers.line, encoding.as_str(), &buffers.value);
-            }
+            Ok(encoding)
         }
         Err(error) => {
             counts.undecodable += 1;
@@ -313,21 +349,50 @@ async fn handle(
                 )
                 .await?;
                 counts.dead_lettered += 1;
-                return Ok(Handled::Done);
-            }
-            if policy == OnUndecodable::Fail {
+                // The database keeps every event (its bytes, at least); lines do not.
+                if !matches!(sink, Sink::Database(_)) {
+                    return Ok(Handled::Done);
+                }
+            } else if policy == OnUndecodable::Fail {
                 tracing::error!(event = %source, "undecodable event: {error}; stopping without committing it");
                 return Ok(Handled::StopUndecodable);
+            } else {
+                tracing::warn!(event = %source, "undecodable event: {error}");
             }
-            tracing::warn!(event = %source, "undecodable event: {error}");
-            start_line(&mut buffers.line, message, &headers);
-            finish_undecodable(&mut buffers.line, &error.to_string(), message);
+            Err(error)
         }
+    };
+    match sink {
+        Sink::Database(db) => {
+            let body_json = match decoded {
+                Ok(_) => eventhubs_kafka::db::body_json_text(std::mem::take(&mut buffers.value)),
+                Err(_) => None,
+            };
+            Ok(Handled::Buffered {
+                full: db.add(message, body_json)?,
+            })
+        }
+        Sink::Lines(output) => {
+            match decoded {
+                Ok(encoding) => {
+                    if output.enabled() {
+                        start_line(&mut buffers.line, message, &headers);
+                        finish_decoded(&mut buffers.line, encoding.as_str(), &buffers.value);
+                    }
+                }
+                Err(error) => {
+                    start_line(&mut buffers.line, message, &headers);
+                    finish_undecodable(&mut buffers.line, &error.to_string(), message);
+                }
+            }
+            output
+                .write_line(&buffers.line)
+                .context("writing to stdout")?;
+            Ok(Handled::Done)
+        }
+        // Taken before decoding (Capture keeps bodies as they are).
+        Sink::Capture(_) => Ok(Handled::Buffered { full: false }),
     }
-    output
-        .write_line(&buffers.line)
-        .context("writing to stdout")?;
-    Ok(Handled::Done)
 }
 
 async fn send_to_dead_letter(

@@ -1,15 +1,16 @@
 //! The consumer's librdkafka context: logs partition assignment and revocation (the
-//! "partition initialized / closed" moments), and before partitions are taken away flushes
+//! "partition initialized / closed" moments); before partitions are taken away flushes
 //! the output and commits their offsets synchronously, so the next owner starts right after
-//! the last event this process wrote out.
+//! the last event this process wrote out; with `--sink-db`, starts assigned partitions
+//! from the database's positions.
 
 use eventhubs_kafka::kafka::context::{LastError, log_librdkafka, record_and_log_error};
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::topic_partition_list::TopicPartitionList;
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 
 use crate::output::Sink;
 use crate::positions::Positions;
@@ -38,39 +39,73 @@ fn describe(list: &TopicPartitionList) -> String {
         .join(", ")
 }
 
-impl ConsumerContext for GroupContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Revoke(list) => {
-                if let Err(e) = self.sink.flush(true, &self.positions) {
-                    // Nothing written since the last commit can be trusted: commit nothing.
-                    if e.kind() == std::io::ErrorKind::BrokenPipe {
-                        tracing::info!(
-                            "stdout was closed; what was not written out is not committed"
-                        );
-                    } else {
-                        tracing::error!(
-                            "cannot flush output before revocation ({e}); not committing"
-                        );
-                    }
-                    return;
-                }
-                let positions = self.positions.take(list);
-                if positions.count() > 0
-                    && let Err(e) = consumer.commit(&positions, CommitMode::Sync)
-                {
-                    tracing::warn!("commit before revocation failed: {e}");
-                }
-                tracing::info!(partitions = %describe(list), "partitions revoked (closed)");
+impl GroupContext {
+    /// Before partitions are taken away: make the output durable and commit their positions,
+    /// so their next owner starts right after the last event written out.
+    fn revoke(&self, consumer: &BaseConsumer<Self>, list: &TopicPartitionList) {
+        if let Err(e) = self.sink.flush(true, &self.positions) {
+            // Nothing written since the last commit can be trusted: commit nothing.
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                tracing::info!("stdout was closed; what was not written out is not committed");
+            } else {
+                tracing::error!("cannot flush output before revocation ({e}); not committing");
             }
-            Rebalance::Assign(_) => {}
-            Rebalance::Error(e) => tracing::error!("rebalance error: {e}"),
+            return;
         }
+        let positions = self.positions.take(list);
+        if positions.count() > 0
+            && let Err(e) = consumer.commit(&positions, CommitMode::Sync)
+        {
+            tracing::warn!("commit before revocation failed: {e}");
+        }
+        tracing::info!(partitions = %describe(list), "partitions revoked (closed)");
     }
+}
 
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(list) = rebalance {
-            tracing::info!(partitions = %describe(list), "partitions assigned (initialized)");
+impl ConsumerContext for GroupContext {
+    /// librdkafka's rebalance, as rust-rdkafka's default does it, with two additions: the
+    /// revoked partitions are flushed and committed first, and with `--sink-db` the assigned
+    /// partitions start from the database's positions.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        list: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Sink::Database(db) = &self.sink {
+                    db.start_positions(list);
+                }
+                let assigned = if cooperative {
+                    consumer.incremental_assign(list)
+                } else {
+                    consumer.assign(list)
+                };
+                if assigned.is_ok() {
+                    tracing::info!(partitions = %describe(list), "partitions assigned (initialized)");
+                }
+                assigned
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.revoke(consumer, list);
+                if cooperative {
+                    consumer.incremental_unassign(list)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::error!("rebalance error: {}", RDKafkaErrorCode::from(other));
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!("applying the rebalance failed: {e}");
         }
     }
 

@@ -13,6 +13,7 @@ pub mod headers;
 pub mod lag;
 pub mod output;
 pub mod positions;
+pub mod sink_db;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -136,9 +137,43 @@ pub struct ConsumeArgs {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=(1 << 40)))]
     pub capture_size_limit: usize,
 
-    /// Namespace in capture paths [default: the connection string's namespace, else `local`]
+    /// Namespace in capture paths and in --sink-db rows [default: the connection string's
+    /// namespace, else `local`]
     #[arg(long, help_heading = "Local capture")]
     pub capture_namespace: Option<String>,
+
+    /// Write each event as a row of `capture_events` (postgres://… or sqlite://PATH, as the
+    /// capture-loader's --db), with the group's positions in the same transaction: exactly
+    /// once, and seconds after the event was sent instead of after a Capture window
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SINK_DATABASE_URL",
+        hide_env_values = true,
+        conflicts_with = "capture_dir",
+        help_heading = "Database sink"
+    )]
+    pub sink_db: Option<eventhubs_kafka::secret::Secret>,
+
+    /// How to sign in to PostgreSQL for --sink-db
+    #[arg(
+        long,
+        env = "SINK_DATABASE_AUTH",
+        value_enum,
+        default_value = "password",
+        help_heading = "Database sink"
+    )]
+    pub sink_db_auth: eventhubs_kafka::db::DbAuth,
+
+    /// Write a transaction when this many events are waiting
+    #[arg(long, default_value = "5000", value_parser = eventhubs_kafka::cli::values::at_least_one,
+          help_heading = "Database sink")]
+    pub sink_batch: u64,
+
+    /// Write a transaction when the oldest waiting event has waited this long
+    #[arg(long, default_value = "1s", value_parser = eventhubs_kafka::cli::values::duration,
+          help_heading = "Database sink")]
+    pub sink_interval: Duration,
 }
 
 impl Cli {

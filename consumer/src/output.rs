@@ -19,11 +19,12 @@ pub enum OutputFormat {
     None,
 }
 
-/// Where consumed events go: JSON lines, or Capture files.
+/// Where consumed events go: JSON lines, Capture files, or the capture tables.
 #[derive(Clone)]
 pub enum Sink {
     Lines(Output),
     Capture(std::sync::Arc<crate::capture::CaptureSink>),
+    Database(std::sync::Arc<crate::sink_db::DbSink>),
 }
 
 impl Sink {
@@ -33,6 +34,9 @@ impl Sink {
         match self {
             Self::Lines(output) => output.flush(),
             Self::Capture(capture) => capture.close(all, positions).map(|_| ()),
+            Self::Database(db) => db
+                .flush(positions)
+                .map_err(|e| std::io::Error::other(format!("{e:#}"))),
         }
     }
 }

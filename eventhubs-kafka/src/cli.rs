@@ -289,15 +289,20 @@ fn secrets_on_command_line(matches: &clap::ArgMatches, warnings: &mut Vec<String
             }
         }
     }
-    if from_command_line("db")
-        && let Ok(Some(mut values)) = matches.try_get_raw("db")
-        && values
-            .next()
-            .is_some_and(|url| url_has_password(&url.to_string_lossy()))
-    {
-        warnings.push(
-            "--db holds a password, on the command line where other users of this machine can read it in the process list; prefer DATABASE_URL, PGPASSWORD or ~/.pgpass".to_string(),
-        );
+    for (id, flag, env) in [
+        ("db", "--db", "DATABASE_URL"),
+        ("sink_db", "--sink-db", "SINK_DATABASE_URL"),
+    ] {
+        if from_command_line(id)
+            && let Ok(Some(mut values)) = matches.try_get_raw(id)
+            && values
+                .next()
+                .is_some_and(|url| url_has_password(&url.to_string_lossy()))
+        {
+            warnings.push(format!(
+                "{flag} holds a password, on the command line where other users of this machine can read it in the process list; prefer {env}, PGPASSWORD or ~/.pgpass"
+            ));
+        }
     }
     if let Some((_, sub)) = matches.subcommand() {
         secrets_on_command_line(sub, warnings);

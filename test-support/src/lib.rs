@@ -2,6 +2,7 @@
 //! registry, and helpers that run the tools as separate processes, the way users run them.
 
 pub mod broker;
+pub mod postgres;
 pub mod registry;
 pub mod token;
 
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 pub use broker::{Broker, BrokerInfo, Listener, PrivateKafka};
+pub use postgres::PgDatabase;
 pub use registry::TestSchemaRegistry;
 pub use token::{TokenService, TokenServiceOptions};
 

@@ -144,7 +144,7 @@ fn check_schema(schema: &Schema) -> Result<(), CaptureError> {
     Ok(())
 }
 
-fn event_from(index: usize, value: Value) -> Result<CaptureEvent, CaptureError> {
+pub(crate) fn event_from(index: usize, value: Value) -> Result<CaptureEvent, CaptureError> {
     let Value::Record(fields) = value else {
         return Err(bad(index, None, "not a record"));
     };

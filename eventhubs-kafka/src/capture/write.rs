@@ -42,49 +42,61 @@ pub fn encode_capture(records: &[CapturedRecord]) -> Result<Vec<u8>, apache_avro
     let schema = Schema::parse_str(SCHEMA)?;
     let mut writer = apache_avro::Writer::new(&schema, Vec::new())?;
     for r in records {
-        let mut system = HashMap::new();
-        system.insert(
-            "x-opt-enqueued-time".to_string(),
-            Value::Union(0, Box::new(Value::Long(r.enqueued_time.timestamp_millis()))),
-        );
-        system.insert(
-            "x-opt-offset".to_string(),
-            Value::Union(2, Box::new(Value::String(r.offset.clone()))),
-        );
-        system.insert(
-            "x-opt-sequence-number".to_string(),
-            Value::Union(0, Box::new(Value::Long(r.sequence_number))),
-        );
-        if let Some(key) = &r.partition_key {
-            system.insert(
-                "x-opt-partition-key".to_string(),
-                Value::Union(2, Box::new(Value::String(key.clone()))),
-            );
-        }
-        if let Some(key) = &r.kafka_key {
-            system.insert(
-                "x-opt-kafka-key".to_string(),
-                Value::Union(3, Box::new(Value::Bytes(key.clone()))),
-            );
-        }
-        let properties = properties_map(&r.properties);
-        let body = match &r.body {
-            Some(b) => Value::Union(1, Box::new(Value::Bytes(b.clone()))),
-            None => Value::Union(0, Box::new(Value::Null)),
-        };
-        writer.append_value_ref(&Value::Record(vec![
-            ("SequenceNumber".into(), Value::Long(r.sequence_number)),
-            ("Offset".into(), Value::String(r.offset.clone())),
-            (
-                "EnqueuedTimeUtc".into(),
-                Value::String(dotnet_utc(r.enqueued_time)),
-            ),
-            ("SystemProperties".into(), Value::Map(system)),
-            ("Properties".into(), Value::Map(properties)),
-            ("Body".into(), body),
-        ]))?;
+        writer.append_value_ref(&record_value(r))?;
     }
     writer.into_inner()
+}
+
+/// One record as Capture's Avro value.
+fn record_value(r: &CapturedRecord) -> Value {
+    let mut system = HashMap::new();
+    system.insert(
+        "x-opt-enqueued-time".to_string(),
+        Value::Union(0, Box::new(Value::Long(r.enqueued_time.timestamp_millis()))),
+    );
+    system.insert(
+        "x-opt-offset".to_string(),
+        Value::Union(2, Box::new(Value::String(r.offset.clone()))),
+    );
+    system.insert(
+        "x-opt-sequence-number".to_string(),
+        Value::Union(0, Box::new(Value::Long(r.sequence_number))),
+    );
+    if let Some(key) = &r.partition_key {
+        system.insert(
+            "x-opt-partition-key".to_string(),
+            Value::Union(2, Box::new(Value::String(key.clone()))),
+        );
+    }
+    if let Some(key) = &r.kafka_key {
+        system.insert(
+            "x-opt-kafka-key".to_string(),
+            Value::Union(3, Box::new(Value::Bytes(key.clone()))),
+        );
+    }
+    let properties = properties_map(&r.properties);
+    let body = match &r.body {
+        Some(b) => Value::Union(1, Box::new(Value::Bytes(b.clone()))),
+        None => Value::Union(0, Box::new(Value::Null)),
+    };
+    Value::Record(vec![
+        ("SequenceNumber".into(), Value::Long(r.sequence_number)),
+        ("Offset".into(), Value::String(r.offset.clone())),
+        (
+            "EnqueuedTimeUtc".into(),
+            Value::String(dotnet_utc(r.enqueued_time)),
+        ),
+        ("SystemProperties".into(), Value::Map(system)),
+        ("Properties".into(), Value::Map(properties)),
+        ("Body".into(), body),
+    ])
+}
+
+/// The event as [`read_capture`](super::read_capture) reads it back from a file holding
+/// `record`, without the file: what the consumer's `--sink-db` stores, so that rows from the
+/// topic and rows loaded later from Capture files are built one way.
+pub fn read_back(record: &CapturedRecord) -> Result<super::CaptureEvent, super::CaptureError> {
+    super::event_from(0, record_value(record))
 }
 
 /// Headers as Capture's `Properties` map. A map holds one value per key, so a key repeated
@@ -168,6 +180,35 @@ pub fn write_capture_file(path: &Path, records: &[CapturedRecord]) -> std::io::R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_back_is_what_reading_the_written_file_gives() {
+        let record = CapturedRecord {
+            sequence_number: 41,
+            offset: "41".into(),
+            enqueued_time: DateTime::from_timestamp_millis(1_763_800_000_123).unwrap(),
+            partition_key: Some("sensor-7".into()),
+            kafka_key: None,
+            properties: vec![
+                ("content-type".into(), Some(b"application/json".to_vec())),
+                ("raw".into(), Some(vec![0xff, 0x00])),
+                ("raw".into(), None),
+            ],
+            body: Some(br#"{"t":1}"#.to_vec()),
+        };
+        let binary_key = CapturedRecord {
+            partition_key: None,
+            kafka_key: Some(vec![0xc3, 0x28]),
+            body: None,
+            ..record.clone()
+        };
+        for r in [record, binary_key] {
+            let file =
+                super::super::read_capture(&encode_capture(std::slice::from_ref(&r)).unwrap())
+                    .unwrap();
+            assert_eq!(read_back(&r).unwrap(), file.events[0]);
+        }
+    }
 
     #[test]
     fn every_created_directory_is_named_so_its_parent_is_synced() {

@@ -125,6 +125,36 @@ pub struct Conflict {
     pub first: i64,
 }
 
+/// Where rows written by the consumer's `--sink-db` say they came from: `kafka:<group>`
+/// in `source_file`. Such rows carry the Kafka offset (the sequence number) as their offset
+/// and the record's timestamp as enqueue time, neither of which Capture writes the same way,
+/// so a Capture file holding the same events is matched on key and body alone.
+pub const STREAM_SOURCE_PREFIX: &str = "kafka:";
+
+/// The next offset of a consumer group in one partition, kept with the rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamPosition {
+    pub partition_id: String,
+    pub next_offset: i64,
+}
+
+/// Events straight from a topic with the group's positions after them: one transaction.
+#[derive(Debug, Clone)]
+pub struct StreamBatch<'a> {
+    pub group: &'a str,
+    pub namespace: &'a str,
+    pub event_hub: &'a str,
+    pub rows: &'a [EventRow],
+    pub positions: &'a [StreamPosition],
+}
+
+impl StreamBatch<'_> {
+    /// `source_file` of its rows.
+    pub fn source(&self) -> String {
+        format!("{STREAM_SOURCE_PREFIX}{}", self.group)
+    }
+}
+
 /// Result of loading one file.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Loaded {
@@ -249,6 +279,17 @@ pub trait Store: Send {
     /// Record a declaration (kept; declaring the same range again changes its reason).
     fn declare_missing(&mut self, declared: &DeclaredMissing) -> anyhow::Result<()>;
     fn report_data(&mut self, sensor_limit: i64) -> anyhow::Result<ReportData>;
+    /// Write a batch from the topic and the group's positions in one transaction. Events
+    /// already there (by key, with the same body) are duplicates; positions never move
+    /// backwards (a consumer that lost its partitions cannot undo its successor's progress).
+    fn write_stream(&mut self, batch: &StreamBatch<'_>) -> anyhow::Result<Loaded>;
+    /// The group's next offset per partition of one event hub.
+    fn stream_positions(
+        &mut self,
+        group: &str,
+        namespace: &str,
+        event_hub: &str,
+    ) -> anyhow::Result<Vec<StreamPosition>>;
 }
 
 /// The scope of Azure Database for PostgreSQL's Entra ID tokens.
@@ -311,6 +352,16 @@ impl Database {
 
 fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// A decoded body as `body_json`: UTF-8 JSON text without `\u0000` (PostgreSQL's jsonb
+/// refuses NUL in strings; such bodies keep only their bytes, in both databases alike).
+/// `None` means "bytes only".
+pub fn body_json_text(json: Vec<u8>) -> Option<String> {
+    if json.windows(6).any(|w| w == b"\\u0000") {
+        return None;
+    }
+    String::from_utf8(json).ok()
 }
 
 /// `status` of a file from its event count.

@@ -11,7 +11,7 @@ use postgres::{Client, Transaction};
 use super::{
     DeclaredMissing, EventRow, FailedFile, FileRecord, FileStatus, KnownFile, LoadMinute, Loaded,
     LoadedFile, MinuteCount, PartitionKey, PartitionStatus, ReportData, SensorRow, Status, Store,
-    status_of,
+    StreamBatch, StreamPosition, status_of,
 };
 use super::{ExpectedMissing, FileRange};
 
@@ -107,6 +107,22 @@ CREATE VIEW sensor_stats AS
       AND jsonb_typeof(body_json->'temperature') IN ('number', 'null')
       AND coalesce(jsonb_typeof(body_json->'humidity'), 'null') IN ('number', 'null')
     GROUP BY 1;
+"#,
+    ),
+    (
+        3,
+        r#"
+-- The consumer's --sink-db: a group's next offset per partition, written in the same
+-- transaction as the rows.
+CREATE TABLE consumer_positions (
+    consumer_group TEXT NOT NULL,
+    namespace      TEXT NOT NULL,
+    event_hub      TEXT NOT NULL,
+    partition_id   TEXT NOT NULL,
+    next_offset    BIGINT NOT NULL CHECK (next_offset >= 0),
+    updated_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer_group, namespace, event_hub, partition_id)
+);
 "#,
     ),
 ];
@@ -217,6 +233,81 @@ fn upsert_file(
     )
 }
 
+/// Stage `events` with binary COPY, move the new ones into `capture_events` (as coming
+/// from `source`), and return how many were new. A key already taken by an event with other
+/// content is a [`super::Conflict`]; `from_file` rows also compare offset and enqueue time
+/// with rows from files (not with rows from the topic, see [`super::STREAM_SOURCE_PREFIX`]).
+fn insert_events(
+    tx: &mut Transaction<'_>,
+    events: &[EventRow],
+    source: &str,
+    from_file: bool,
+) -> anyhow::Result<u64> {
+    tx.batch_execute(
+        "CREATE TEMP TABLE IF NOT EXISTS capture_events_stage (
+                namespace TEXT, event_hub TEXT, partition_id TEXT, sequence_number BIGINT,
+                \"offset\" TEXT, enqueued_time TIMESTAMPTZ, partition_key TEXT,
+                system_properties TEXT, properties TEXT, body BYTEA, body_json TEXT
+             ) ON COMMIT DELETE ROWS",
+    )?;
+    let sink = tx.copy_in(&format!(
+        "COPY capture_events_stage ({COLUMNS}) FROM STDIN (FORMAT binary)"
+    ))?;
+    let mut writer = BinaryCopyInWriter::new(sink, &TYPES);
+    for e in events {
+        let body_json = e.body_json.as_deref().filter(|j| jsonb_accepts(j));
+        let row: [&(dyn ToSql + Sync); 11] = [
+            &e.namespace,
+            &e.event_hub,
+            &e.partition_id,
+            &e.sequence_number,
+            &e.offset,
+            &e.enqueued_time,
+            &e.partition_key,
+            &e.system_properties,
+            &e.properties,
+            &e.body,
+            &body_json,
+        ];
+        writer.write(&row)?;
+    }
+    writer.finish()?;
+    let inserted = tx.execute(
+            &format!(
+                "INSERT INTO capture_events ({COLUMNS}, source_file)
+                 SELECT namespace, event_hub, partition_id, sequence_number, \"offset\", enqueued_time,
+                        partition_key, system_properties::jsonb, properties::jsonb, body, body_json::jsonb, $1
+                 FROM capture_events_stage
+                 ON CONFLICT DO NOTHING"
+            ),
+            &[&source],
+        )?;
+    // A key already taken is a duplicate only when the content is the same. Asked only
+    // when some rows were not inserted (rows just inserted match themselves); the loads
+    // with nothing already there, nearly all of them, skip this join.
+    if inserted < events.len() as u64 {
+        let conflict = tx.query_one(
+            "SELECT count(*)::bigint, min(s.sequence_number)
+                 FROM capture_events_stage s
+                 JOIN capture_events e USING (namespace, event_hub, partition_id, sequence_number)
+                 WHERE e.body IS DISTINCT FROM s.body
+                    OR ($1 AND e.source_file NOT LIKE 'kafka:%'
+                        AND (e.\"offset\" <> s.\"offset\" OR e.enqueued_time <> s.enqueued_time))",
+            &[&from_file],
+        )?;
+        let (conflicts, first): (i64, Option<i64>) = (conflict.get(0), conflict.get(1));
+        if let Some(first) = first.filter(|_| conflicts > 0) {
+            // Dropping the transaction rolls every row of this file back.
+            return Err(super::Conflict {
+                count: conflicts as u64,
+                first,
+            }
+            .into());
+        }
+    }
+    Ok(inserted)
+}
+
 /// Whether PostgreSQL's jsonb takes `json`, a JSON text the decoder produced: jsonb refuses
 /// `\u0000`, unpaired surrogate escapes and numbers beyond its range, which a structural
 /// check lets through. A full parse runs only for texts with an escape or an exponent; the
@@ -246,6 +337,56 @@ fn claim_key(source: &str) -> i64 {
 }
 
 impl Store for PostgresStore {
+    fn write_stream(&mut self, batch: &StreamBatch<'_>) -> anyhow::Result<Loaded> {
+        let mut tx = self.client.transaction()?;
+        let inserted = insert_events(&mut tx, batch.rows, &batch.source(), false)?;
+        let upsert = tx.prepare(
+            "INSERT INTO consumer_positions (consumer_group, namespace, event_hub, partition_id, next_offset)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (consumer_group, namespace, event_hub, partition_id) DO UPDATE
+             SET next_offset = greatest(consumer_positions.next_offset, EXCLUDED.next_offset),
+                 updated_at = now()",
+        )?;
+        for p in batch.positions {
+            tx.execute(
+                &upsert,
+                &[
+                    &batch.group,
+                    &batch.namespace,
+                    &batch.event_hub,
+                    &p.partition_id,
+                    &p.next_offset,
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(Loaded {
+            inserted,
+            duplicates: batch.rows.len() as u64 - inserted,
+            elsewhere: false,
+        })
+    }
+
+    fn stream_positions(
+        &mut self,
+        group: &str,
+        namespace: &str,
+        event_hub: &str,
+    ) -> anyhow::Result<Vec<StreamPosition>> {
+        let rows = self.client.query(
+            "SELECT partition_id, next_offset FROM consumer_positions
+             WHERE consumer_group = $1 AND namespace = $2 AND event_hub = $3",
+            &[&group, &namespace, &event_hub],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| StreamPosition {
+                partition_id: r.get(0),
+                next_offset: r.get(1),
+            })
+            .collect())
+    }
+
     fn claim(&mut self, source: &str, wait: bool) -> anyhow::Result<bool> {
         // A session lock: held across this connection's transactions, freed by the server
         // when the connection ends however the loader ends.
@@ -302,67 +443,7 @@ impl Store for PostgresStore {
                 ..Loaded::default()
             });
         }
-        tx.batch_execute(
-            "CREATE TEMP TABLE IF NOT EXISTS capture_events_stage (
-                namespace TEXT, event_hub TEXT, partition_id TEXT, sequence_number BIGINT,
-                \"offset\" TEXT, enqueued_time TIMESTAMPTZ, partition_key TEXT,
-                system_properties TEXT, properties TEXT, body BYTEA, body_json TEXT
-             ) ON COMMIT DELETE ROWS",
-        )?;
-        let sink = tx.copy_in(&format!(
-            "COPY capture_events_stage ({COLUMNS}) FROM STDIN (FORMAT binary)"
-        ))?;
-        let mut writer = BinaryCopyInWriter::new(sink, &TYPES);
-        for e in events {
-            let body_json = e.body_json.as_deref().filter(|j| jsonb_accepts(j));
-            let row: [&(dyn ToSql + Sync); 11] = [
-                &e.namespace,
-                &e.event_hub,
-                &e.partition_id,
-                &e.sequence_number,
-                &e.offset,
-                &e.enqueued_time,
-                &e.partition_key,
-                &e.system_properties,
-                &e.properties,
-                &e.body,
-                &body_json,
-            ];
-            writer.write(&row)?;
-        }
-        writer.finish()?;
-        let inserted = tx.execute(
-            &format!(
-                "INSERT INTO capture_events ({COLUMNS}, source_file)
-                 SELECT namespace, event_hub, partition_id, sequence_number, \"offset\", enqueued_time,
-                        partition_key, system_properties::jsonb, properties::jsonb, body, body_json::jsonb, $1
-                 FROM capture_events_stage
-                 ON CONFLICT DO NOTHING"
-            ),
-            &[&file.source],
-        )?;
-        // A key already taken is a duplicate only when the content is the same. Asked only
-        // when some rows were not inserted (rows just inserted match themselves); the loads
-        // with nothing already there, nearly all of them, skip this join.
-        if inserted < events.len() as u64 {
-            let conflict = tx.query_one(
-                "SELECT count(*)::bigint, min(s.sequence_number)
-                 FROM capture_events_stage s
-                 JOIN capture_events e USING (namespace, event_hub, partition_id, sequence_number)
-                 WHERE e.\"offset\" <> s.\"offset\" OR e.enqueued_time <> s.enqueued_time
-                    OR e.body IS DISTINCT FROM s.body",
-                &[],
-            )?;
-            let (conflicts, first): (i64, Option<i64>) = (conflict.get(0), conflict.get(1));
-            if let Some(first) = first.filter(|_| conflicts > 0) {
-                // Dropping the transaction rolls every row of this file back.
-                return Err(super::Conflict {
-                    count: conflicts as u64,
-                    first,
-                }
-                .into());
-            }
-        }
+        let inserted = insert_events(&mut tx, events, &file.source, true)?;
         upsert_file(&mut tx, file, status_of(file), None)?;
         tx.commit()?;
         Ok(Loaded {

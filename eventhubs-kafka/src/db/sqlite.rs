@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{
     DeclaredMissing, EventRow, FailedFile, FileRecord, FileStatus, KnownFile, LoadMinute, Loaded,
     LoadedFile, MinuteCount, PartitionKey, PartitionStatus, ReportData, SensorRow, Status, Store,
-    status_of,
+    StreamBatch, StreamPosition, status_of,
 };
 use super::{ExpectedMissing, FileRange};
 
@@ -103,6 +103,22 @@ CREATE VIEW sensor_stats AS
     FROM capture_events
     WHERE json_valid(body_json) AND json_extract(body_json, '$.sensor_id') IS NOT NULL
     GROUP BY json_extract(body_json, '$.sensor_id');
+"#,
+    ),
+    (
+        3,
+        r#"
+-- The consumer's --sink-db: a group's next offset per partition, written in the same
+-- transaction as the rows.
+CREATE TABLE consumer_positions (
+    consumer_group TEXT NOT NULL,
+    namespace      TEXT NOT NULL,
+    event_hub      TEXT NOT NULL,
+    partition_id   TEXT NOT NULL,
+    next_offset    INTEGER NOT NULL CHECK (next_offset >= 0),
+    updated_at     TEXT NOT NULL,
+    PRIMARY KEY (consumer_group, namespace, event_hub, partition_id)
+);
 "#,
     ),
 ];
@@ -222,7 +238,132 @@ fn upsert_file(
     )
 }
 
+/// Insert `events` (as coming from `source`) and return how many were new. A key already
+/// taken by an event with other content is a [`super::Conflict`]; `from_file` rows also
+/// compare offset and enqueue time with rows from files (see
+/// [`super::STREAM_SOURCE_PREFIX`]).
+fn insert_events(
+    tx: &rusqlite::Transaction<'_>,
+    events: &[EventRow],
+    source: &str,
+    from_file: bool,
+) -> anyhow::Result<u64> {
+    let mut inserted = 0u64;
+    let mut conflicts = 0u64;
+    let mut first_conflict = None;
+    {
+        let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO capture_events (namespace, event_hub, partition_id, sequence_number, \"offset\", enqueued_time, partition_key, system_properties, properties, body, body_json, source_file)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?;
+        // A key already taken is a duplicate only when the content is the same.
+        let mut same = tx.prepare_cached(
+                "SELECT body IS ?7 AND (NOT ?8 OR source_file LIKE 'kafka:%'
+                        OR (\"offset\" = ?5 AND enqueued_time = ?6)) FROM capture_events
+                 WHERE namespace = ?1 AND event_hub = ?2 AND partition_id = ?3 AND sequence_number = ?4",
+            )?;
+        for e in events {
+            let added = insert.execute(params![
+                e.namespace,
+                e.event_hub,
+                e.partition_id,
+                e.sequence_number,
+                e.offset,
+                rfc3339(e.enqueued_time),
+                e.partition_key,
+                e.system_properties,
+                e.properties,
+                e.body,
+                e.body_json,
+                source
+            ])? as u64;
+            inserted += added;
+            if added == 0 {
+                let identical: bool = same.query_row(
+                    params![
+                        e.namespace,
+                        e.event_hub,
+                        e.partition_id,
+                        e.sequence_number,
+                        e.offset,
+                        rfc3339(e.enqueued_time),
+                        e.body,
+                        from_file
+                    ],
+                    |r| r.get(0),
+                )?;
+                if !identical {
+                    conflicts += 1;
+                    first_conflict.get_or_insert(e.sequence_number);
+                }
+            }
+        }
+    }
+    if let Some(first) = first_conflict {
+        // Dropping the transaction rolls every row of this file back.
+        return Err(super::Conflict {
+            count: conflicts,
+            first,
+        }
+        .into());
+    }
+    Ok(inserted)
+}
+
 impl Store for SqliteStore {
+    fn write_stream(&mut self, batch: &StreamBatch<'_>) -> anyhow::Result<Loaded> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let inserted = insert_events(&tx, batch.rows, &batch.source(), false)?;
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO consumer_positions (consumer_group, namespace, event_hub, partition_id, next_offset, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (consumer_group, namespace, event_hub, partition_id) DO UPDATE
+                 SET next_offset = max(next_offset, excluded.next_offset), updated_at = excluded.updated_at",
+            )?;
+            let at = now();
+            for p in batch.positions {
+                upsert.execute(params![
+                    batch.group,
+                    batch.namespace,
+                    batch.event_hub,
+                    p.partition_id,
+                    p.next_offset,
+                    at
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(Loaded {
+            inserted,
+            duplicates: batch.rows.len() as u64 - inserted,
+            elsewhere: false,
+        })
+    }
+
+    fn stream_positions(
+        &mut self,
+        group: &str,
+        namespace: &str,
+        event_hub: &str,
+    ) -> anyhow::Result<Vec<StreamPosition>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT partition_id, next_offset FROM consumer_positions
+             WHERE consumer_group = ?1 AND namespace = ?2 AND event_hub = ?3",
+        )?;
+        let rows = stmt
+            .query_map(params![group, namespace, event_hub], |r| {
+                Ok(StreamPosition {
+                    partition_id: r.get(0)?,
+                    next_offset: r.get(1)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     fn known_file(&mut self, source: &str) -> anyhow::Result<Option<KnownFile>> {
         Ok(self
             .conn
@@ -269,63 +410,7 @@ impl Store for SqliteStore {
                 ..Loaded::default()
             });
         }
-        let mut inserted = 0u64;
-        let mut conflicts = 0u64;
-        let mut first_conflict = None;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO capture_events (namespace, event_hub, partition_id, sequence_number, \"offset\", enqueued_time, partition_key, system_properties, properties, body, body_json, source_file)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?;
-            // A key already taken is a duplicate only when the content is the same.
-            let mut same = tx.prepare_cached(
-                "SELECT \"offset\" = ?5 AND enqueued_time = ?6 AND body IS ?7 FROM capture_events
-                 WHERE namespace = ?1 AND event_hub = ?2 AND partition_id = ?3 AND sequence_number = ?4",
-            )?;
-            for e in events {
-                let added = insert.execute(params![
-                    e.namespace,
-                    e.event_hub,
-                    e.partition_id,
-                    e.sequence_number,
-                    e.offset,
-                    rfc3339(e.enqueued_time),
-                    e.partition_key,
-                    e.system_properties,
-                    e.properties,
-                    e.body,
-                    e.body_json,
-                    file.source
-                ])? as u64;
-                inserted += added;
-                if added == 0 {
-                    let identical: bool = same.query_row(
-                        params![
-                            e.namespace,
-                            e.event_hub,
-                            e.partition_id,
-                            e.sequence_number,
-                            e.offset,
-                            rfc3339(e.enqueued_time),
-                            e.body
-                        ],
-                        |r| r.get(0),
-                    )?;
-                    if !identical {
-                        conflicts += 1;
-                        first_conflict.get_or_insert(e.sequence_number);
-                    }
-                }
-            }
-        }
-        if let Some(first) = first_conflict {
-            // Dropping the transaction rolls every row of this file back.
-            return Err(super::Conflict {
-                count: conflicts,
-                first,
-            }
-            .into());
-        }
+        let inserted = insert_events(&tx, events, &file.source, true)?;
         upsert_file(&tx, file, status_of(file), None)?;
         tx.commit()?;
         Ok(Loaded {
