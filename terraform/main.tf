@@ -5,8 +5,15 @@
 
 locals {
   resource_group_name = var.create_resource_group ? azurerm_resource_group.main[0].name : data.azurerm_resource_group.existing[0].name
-  # Storage account names: 3-24 lowercase letters and digits, globally unique.
-  storage_account_name = substr("${var.name_prefix}capture${random_string.suffix.result}", 0, 24)
+  # Storage account names: 3-24 lowercase letters and digits, globally unique. The prefix is
+  # cut, never the random suffix (a 16-letter prefix would otherwise leave 2 of its 6).
+  storage_account_name = "${substr("${var.name_prefix}capture", 0, 18)}${random_string.suffix.result}"
+  # Tier limits (Microsoft Learn: event-hubs-quotas), checked at plan time.
+  tier_limits = {
+    Standard = { partitions = 32, retention_days = 7, capacities = range(1, 41) }
+    Premium  = { partitions = 100, retention_days = 90, capacities = [1, 2, 4, 8, 16] }
+  }
+  limits               = local.tier_limits[var.eventhubs_sku]
   capture_container    = "capture"
   deadletter_container = "eventgrid-deadletter"
 }
@@ -49,6 +56,13 @@ resource "azurerm_eventhub_namespace" "main" {
   identity {
     type = "SystemAssigned"
   }
+
+  lifecycle {
+    precondition {
+      condition     = contains(local.limits.capacities, var.eventhubs_capacity)
+      error_message = "eventhubs_capacity: Standard takes 1-40 throughput units, Premium 1, 2, 4, 8 or 16 processing units."
+    }
+  }
 }
 
 resource "azurerm_eventhub" "telemetry" {
@@ -70,6 +84,22 @@ resource "azurerm_eventhub" "telemetry" {
       archive_name_format = "{Namespace}/{EventHub}/{PartitionId}/{Year}/{Month}/{Day}/{Hour}/{Minute}/{Second}"
       blob_container_name = azurerm_storage_container.capture.name
       storage_account_id  = azurerm_storage_account.capture.id
+      # The namespace's managed identity (needs the role below), or the account key.
+      storage_authentication_type = var.capture_authentication
+    }
+  }
+
+  # Capture's first write must find the role in place.
+  depends_on = [azurerm_role_assignment.capture_writer]
+
+  lifecycle {
+    precondition {
+      condition     = var.partition_count <= local.limits.partitions
+      error_message = "partition_count: at most 32 partitions on Standard, 100 on Premium."
+    }
+    precondition {
+      condition     = var.message_retention_days <= local.limits.retention_days
+      error_message = "message_retention_days: at most 7 days on Standard, 90 on Premium."
     }
   }
 }
@@ -119,7 +149,7 @@ resource "azurerm_storage_account" "capture" {
   #checkov:skip=CKV_AZURE_33:Queue service logging does not apply: no queues are used.
   #checkov:skip=CKV_AZURE_59:Capture writes over the public endpoint unless the user adds networking; public *blob* access is disabled.
   #checkov:skip=CKV_AZURE_35:Default-deny network rules would block Event Hubs Capture without a trusted-services exception the user must configure for their network.
-  #checkov:skip=CKV2_AZURE_40:Event Hubs Capture writes with the account's shared key; it cannot be disabled while Capture uses it.
+  #checkov:skip=CKV2_AZURE_40:Shared keys stay on: capture_authentication = StorageSAS writes with them, and the provider reads some account properties with them. With the default (SystemAssigned) Capture does not use them.
   #checkov:skip=CKV2_AZURE_41:No SAS is issued by this configuration; a SAS expiration policy is set for any issued by hand.
   #checkov:skip=CKV_AZURE_206:Replication is var.storage_replication_type (ZRS by default); geo-replication is the user's cost decision.
   name                              = local.storage_account_name
@@ -238,6 +268,13 @@ resource "azurerm_eventgrid_system_topic_event_subscription" "capture_loader" {
     secret      = true
   }
 
+  lifecycle {
+    precondition {
+      condition     = var.capture_loader_webhook_key != ""
+      error_message = "capture_loader_webhook_url needs capture_loader_webhook_key (TF_VAR_capture_loader_webhook_key): capture-loader serve refuses deliveries without it."
+    }
+  }
+
   retry_policy {
     max_delivery_attempts = 30
     event_time_to_live    = 1440
@@ -249,18 +286,28 @@ resource "azurerm_eventgrid_system_topic_event_subscription" "capture_loader" {
   }
 }
 
-# --- Optional Entra ID role assignments ------------------------------------------------------
+# --- Entra ID role assignments ---------------------------------------------------------------
 
+# Capture through the namespace's managed identity writes with this role.
+resource "azurerm_role_assignment" "capture_writer" {
+  count                = var.capture_authentication == "SystemAssigned" ? 1 : 0
+  scope                = azurerm_storage_account.capture.id
+  role_definition_name = "Storage Blob Data Contributor"
+  principal_id         = azurerm_eventhub_namespace.main.identity[0].principal_id
+}
+
+# Data roles on the namespace: assigned on a single event hub they break the Kafka
+# endpoint's metadata requests.
 resource "azurerm_role_assignment" "senders" {
   for_each             = toset(var.sender_principal_ids)
-  scope                = azurerm_eventhub.telemetry.id
+  scope                = azurerm_eventhub_namespace.main.id
   role_definition_name = "Azure Event Hubs Data Sender"
   principal_id         = each.value
 }
 
 resource "azurerm_role_assignment" "receivers" {
   for_each             = toset(var.receiver_principal_ids)
-  scope                = azurerm_eventhub.telemetry.id
+  scope                = azurerm_eventhub_namespace.main.id
   role_definition_name = "Azure Event Hubs Data Receiver"
   principal_id         = each.value
 }

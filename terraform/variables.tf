@@ -7,6 +7,12 @@ variable "name_prefix" {
   }
 }
 
+variable "subscription_id" {
+  description = "Azure subscription to deploy into. Null: ARM_SUBSCRIPTION_ID, else the Azure CLI's current subscription."
+  type        = string
+  default     = null
+}
+
 variable "location" {
   description = "Azure region, e.g. westeurope."
   type        = string
@@ -42,7 +48,7 @@ variable "eventhubs_sku" {
 }
 
 variable "eventhubs_capacity" {
-  description = "Throughput units (Standard, 1-40) or processing units (Premium: 1, 2, 4, 8 or 16)."
+  description = "Throughput units (Standard, 1-40) or processing units (Premium: 1, 2, 4, 8 or 16); checked against the tier at plan time."
   type        = number
   default     = 1
   validation {
@@ -106,6 +112,16 @@ variable "capture_size_limit_bytes" {
   validation {
     condition     = var.capture_size_limit_bytes >= 10485760 && var.capture_size_limit_bytes <= 524288000
     error_message = "capture_size_limit_bytes must be between 10485760 and 524288000."
+  }
+}
+
+variable "capture_authentication" {
+  description = "How Capture writes to the storage account: SystemAssigned (the namespace's managed identity, given Storage Blob Data Contributor on the account) or StorageSAS (the account's key)."
+  type        = string
+  default     = "SystemAssigned"
+  validation {
+    condition     = contains(["SystemAssigned", "StorageSAS"], var.capture_authentication)
+    error_message = "capture_authentication must be SystemAssigned or StorageSAS."
   }
 }
 
@@ -188,7 +204,7 @@ variable "capture_loader_webhook_url" {
 }
 
 variable "capture_loader_webhook_key" {
-  description = "Shared secret Event Grid sends in the x-capture-loader-key header (CAPTURE_LOADER_WEBHOOK_KEY on the loader)."
+  description = "Shared secret Event Grid sends in the x-capture-loader-key header (CAPTURE_LOADER_WEBHOOK_KEY on the loader). Required with capture_loader_webhook_url: the loader refuses deliveries without it."
   type        = string
   default     = ""
   sensitive   = true
@@ -197,13 +213,13 @@ variable "capture_loader_webhook_key" {
 # --- Entra ID role assignments ---------------------------------------------------------------
 
 variable "sender_principal_ids" {
-  description = "Principals given Azure Event Hubs Data Sender on the event hub."
+  description = "Principals given Azure Event Hubs Data Sender on the namespace (on a single event hub the role breaks Kafka metadata requests)."
   type        = list(string)
   default     = []
 }
 
 variable "receiver_principal_ids" {
-  description = "Principals given Azure Event Hubs Data Receiver on the event hub."
+  description = "Principals given Azure Event Hubs Data Receiver on the namespace (on a single event hub the role breaks Kafka metadata requests)."
   type        = list(string)
   default     = []
 }

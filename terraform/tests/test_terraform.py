@@ -1,6 +1,8 @@
 """Static checks of the terraform: parse the HCL (python-hcl2) and assert the properties the
 project depends on. No Azure access and no provider download needed."""
+import json
 import pathlib
+import re
 
 import hcl2
 import pytest
@@ -118,6 +120,198 @@ def test_limits_are_validated(name):
     assert "validation" in VARIABLES[name], name
 
 
-def test_provider_is_pinned_to_azurerm_4():
-    text = (ROOT / "versions.tf").read_text()
-    assert '"~> 4.' in text
+def load_raw(name):
+    with open(ROOT / name) as f:
+        return hcl2.load(f)
+
+
+# --- A small evaluator of the HCL expressions used in conditions and names ------------------
+# Enough of HCL for these checks: templates ("${...}" inside strings, nested), var./local.
+# references, substr/contains/range, comparisons, && || !, one ?:. Anything else fails the test,
+# rather than being guessed.
+
+def _template(text, i):
+    """Python code for the HCL template string starting at text[i] == '"'; returns (code, end)."""
+    assert text[i] == '"'
+    parts, literal, i = [], "", i + 1
+    while text[i] != '"':
+        if text.startswith("${", i):
+            if literal:
+                parts.append(repr(literal))
+                literal = ""
+            code, i = _expression(text, i + 2, "}")
+            parts.append(f"str({code})")
+            i += 1
+        else:
+            literal += text[i]
+            i += 1
+    if literal or not parts:
+        parts.append(repr(literal))
+    return "(" + " + ".join(parts) + ")", i + 1
+
+
+def _expression(text, i, stop):
+    """Python code for the HCL expression from text[i] up to an unnested `stop`."""
+    out, depth = "", 0
+    while True:
+        c = text[i]
+        if c == stop and depth == 0:
+            return out, i
+        if c == '"':
+            code, i = _template(text, i)
+            out += code
+            continue
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        out += c
+        i += 1
+
+
+def evaluate(expr, variables, scope=None):
+    """Evaluate a python-hcl2 expression string ("${...}" or a quoted literal)."""
+    text = expr if expr.startswith('"') else f'"{expr}"'
+    code, _ = _template(text, 0)
+    if code.startswith("(str(") and code.endswith("))") and code.count("str(") == 1:
+        code = code[5:-2]  # a lone "${x}" is x itself, not its text
+    code = code.replace("&&", " and ").replace("||", " or ")
+    code = re.sub(r"!(?!=)", " not ", code)
+    code = re.sub(r"\bvar\.(\w+)", r"VAR['\1']", code)
+    code = re.sub(r"\blocal\.(\w+)", r"LOCAL['\1']", code)
+    code = re.sub(r"LOCAL\['(\w+)'\]\.(\w+)", r"LOCAL['\1']['\2']", code)
+    code = code.replace("random_string.suffix.result", "'r4nd0m'")
+    ternary = re.fullmatch(r"([^?]+)\?([^:]+):(.+)", code)
+    if ternary:  # one a ? b : c, as count expressions use
+        code = f"({ternary[2]}) if ({ternary[1]}) else ({ternary[3]})"
+    names = {
+        "VAR": variables,
+        "LOCAL": scope or {},
+        "substr": lambda s, off, n: s[off:off + n],
+        "contains": lambda xs, x: x in xs,
+        "range": lambda a, b: list(range(a, b)),
+    }
+    return eval(code, {"__builtins__": {"str": str, "list": list}}, names)  # noqa: S307
+
+
+def locals_for(variables):
+    raw = load_raw("main.tf")["locals"][0]
+    tiers = plain(raw["tier_limits"])
+    for tier in tiers.values():
+        if isinstance(tier["capacities"], str):
+            tier["capacities"] = evaluate(tier["capacities"], variables)
+    scope = {"tier_limits": tiers}
+    scope["limits"] = tiers[variables["eventhubs_sku"]]
+    scope["storage_account_name"] = evaluate(raw["storage_account_name"], variables, scope)
+    return scope
+
+
+DEFAULTS = {name: v.get("default") for name, v in VARIABLES.items()}
+
+
+def preconditions(rtype, name):
+    body = resource(rtype, name)
+    return [p["condition"] for p in block(body, "lifecycle")["precondition"]]
+
+
+def plan_accepts(rtype, name, **overrides):
+    """Whether every precondition of the resource holds for these variables."""
+    variables = dict(DEFAULTS, **overrides)
+    scope = locals_for(variables)
+    return all(evaluate(c, variables, scope) for c in preconditions(rtype, name))
+
+
+@pytest.mark.parametrize("sku,partitions,retention,ok", [
+    ("Standard", 32, 7, True),
+    ("Standard", 33, 7, False),
+    ("Standard", 4, 8, False),
+    ("Premium", 100, 90, True),
+    ("Premium", 101, 7, False),
+    ("Premium", 4, 91, False),
+])
+def test_event_hub_limits_follow_the_tier(sku, partitions, retention, ok):
+    assert plan_accepts("azurerm_eventhub", "telemetry", eventhubs_sku=sku,
+                        partition_count=partitions, message_retention_days=retention) is ok
+
+
+@pytest.mark.parametrize("sku,capacity,ok", [
+    ("Standard", 1, True), ("Standard", 40, True), ("Standard", 41, False),
+    ("Premium", 1, True), ("Premium", 16, True), ("Premium", 3, False), ("Premium", 32, False),
+])
+def test_capacity_follows_the_tier(sku, capacity, ok):
+    assert plan_accepts("azurerm_eventhub_namespace", "main", eventhubs_sku=sku,
+                        eventhubs_capacity=capacity) is ok
+
+
+def test_a_webhook_url_needs_a_key():
+    sub = ("azurerm_eventgrid_system_topic_event_subscription", "capture_loader")
+    url = "https://loader.example.com/eventgrid"
+    assert not plan_accepts(*sub, capture_loader_webhook_url=url, capture_loader_webhook_key="")
+    assert plan_accepts(*sub, capture_loader_webhook_url=url, capture_loader_webhook_key="k")
+
+
+@pytest.mark.parametrize("prefix", ["abc", "acmetelemetry", "abcdefghijklmnop"])
+def test_storage_account_name_keeps_the_whole_random_suffix(prefix):
+    name = locals_for(dict(DEFAULTS, name_prefix=prefix))["storage_account_name"]
+    assert name.endswith("r4nd0m") and 3 <= len(name) <= 24, name
+    assert re.fullmatch(r"[a-z0-9]+", name), name
+
+
+def test_capture_uses_the_namespace_identity_with_its_role_first():
+    hub = resource("azurerm_eventhub", "telemetry")
+    dest = block(block(hub, "capture_description"), "destination")
+    assert dest["storage_authentication_type"] == "${var.capture_authentication}"
+    assert DEFAULTS["capture_authentication"] == "SystemAssigned"
+    assert "${azurerm_role_assignment.capture_writer}" in hub["depends_on"]
+    role = resource("azurerm_role_assignment", "capture_writer")
+    assert role["role_definition_name"] == "Storage Blob Data Contributor"
+    assert role["scope"] == "${azurerm_storage_account.capture.id}"
+    assert "azurerm_eventhub_namespace.main.identity[0].principal_id" in role["principal_id"]
+    assert evaluate(role["count"], dict(DEFAULTS)) == 1
+    assert evaluate(role["count"], dict(DEFAULTS, capture_authentication="StorageSAS")) == 0
+
+
+def test_data_roles_are_on_the_namespace_not_the_event_hub():
+    # On a single event hub they break the Kafka endpoint's metadata requests.
+    for name in ("senders", "receivers"):
+        assert resource("azurerm_role_assignment", name)["scope"] == "${azurerm_eventhub_namespace.main.id}"
+
+
+PIN = re.search(r'version\s*=\s*"~> (4\.\d+)"', (ROOT / "versions.tf").read_text())
+ARGUMENTS = json.loads((ROOT / "tests" / f"azurerm-v{PIN.group(1)}.0-arguments.json").read_text())
+META = {"count", "for_each", "depends_on", "lifecycle", "provider", "precondition",
+        "postcondition", "ignore_changes", "condition", "error_message", "__comments__"}
+
+
+def argument_names(body):
+    if isinstance(body, list):
+        for item in body:
+            yield from argument_names(item)
+    elif isinstance(body, dict):
+        for key, value in body.items():
+            if key in META:
+                continue
+            yield key
+            if isinstance(value, (list, dict)) and not isinstance(value, str):
+                yield from argument_names(value if isinstance(value, list) and value and isinstance(value[0], dict) else [])
+
+
+def test_provider_is_pinned_to_4_71_or_later_below_5():
+    assert PIN and PIN.group(1) == "4.71", "versions.tf: ~> 4.71 (Capture through a managed identity)"
+    assert ARGUMENTS["tag"] == "v4.71.0"
+
+
+@pytest.mark.parametrize("key", sorted(k for k in RESOURCES if k[0].startswith("azurerm_")))
+def test_every_argument_exists_in_the_pinned_provider(key):
+    rtype, name = key
+    known = ARGUMENTS["resources"].get(rtype)
+    assert known is not None, f"{rtype}: not in tests/azurerm-v4.71.0-arguments.json (regenerate it)"
+    unknown = sorted(set(argument_names(RESOURCES[key])) - set(known))
+    assert not unknown, f"{rtype}.{name}: {unknown} are not arguments of azurerm 4.71"
+
+
+def test_provider_needs_no_storage_data_roles_and_takes_a_subscription():
+    provider = plain(load_raw("versions.tf"))["provider"][0]["azurerm"]
+    assert "storage_use_azuread" not in provider
+    assert provider["subscription_id"] == "${var.subscription_id}"
+    assert DEFAULTS["subscription_id"] is None  # ARM_SUBSCRIPTION_ID, else the CLI's
