@@ -35,6 +35,16 @@ def psql(url, sql):
     subprocess.run(["psql", url, "-qAtc", sql], check=True, stdout=subprocess.DEVNULL)
 
 
+def drop(url, db):
+    # Autovacuum (another role's backend) may still be analysing the fresh rows: wait for it.
+    for _ in range(60):
+        if subprocess.run(["psql", url, "-qAtc", f"DROP DATABASE {db} WITH (FORCE)"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
+            return
+        time.sleep(1)
+    print(f"could not drop {db}; drop it by hand", flush=True)
+
+
 def main():
     bootstrap, bin_dir, work, admin = sys.argv[1:5]
     env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, RUST_LOG="warn")
@@ -55,7 +65,7 @@ def main():
         db = f"bench_sink_{uuid.uuid4().hex[:8]}"
         psql(admin, f"CREATE DATABASE {db}")
         runs["sink_postgres"].append(read(["--sink-db", f"{base}/{db}"]))
-        psql(admin, f"DROP DATABASE {db} WITH (FORCE)")
+        drop(admin, db)
         sqlite = f"{work}/sink-{round_}.db"
         runs["sink_sqlite"].append(read(["--sink-db", f"sqlite://{sqlite}"]))
         os.remove(sqlite)
@@ -64,7 +74,7 @@ def main():
         db = f"bench_load_{uuid.uuid4().hex[:8]}"
         psql(admin, f"CREATE DATABASE {db}")
         runs["loader_postgres"].append(measure([loader, "load", capture, "--db", f"{base}/{db}"], env))
-        psql(admin, f"DROP DATABASE {db} WITH (FORCE)")
+        drop(admin, db)
         subprocess.run(["rm", "-rf", capture], check=True)
     results = {}
     for name, rs in runs.items():

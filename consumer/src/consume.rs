@@ -150,6 +150,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let mut last_event = Instant::now();
     let mut consumed_at_last_tick = 0;
     let mut last_commit = Instant::now();
+    let mut last_full_commit = Instant::now();
     let started = Instant::now();
     let stop = loop {
         if args.max_events.is_some_and(|max| counts.consumed >= max) {
@@ -170,7 +171,14 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
                         .context("writing to the database; offsets were not committed")?;
                 }
                 if last_commit.elapsed() >= args.commit_interval {
-                    commit(&consumer, &sink, CommitMode::Async)?;
+                    // Now and then every position again, moved or not: an asynchronous
+                    // commit's failure may never be reported back, and an idle consumer
+                    // would otherwise never retry it (re-committing an offset is harmless).
+                    let refresh = last_full_commit.elapsed() >= (args.commit_interval * 10).max(Duration::from_secs(1));
+                    if refresh {
+                        last_full_commit = Instant::now();
+                    }
+                    commit(&consumer, &sink, CommitMode::Async, refresh)?;
                     last_commit = Instant::now();
                 }
             }
@@ -204,7 +212,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
-    commit(&consumer, &sink, CommitMode::Sync)?;
+    commit(&consumer, &sink, CommitMode::Sync, true)?;
     let positions = committed_positions(&consumer, args.connect_timeout);
     consumer.unsubscribe();
     let elapsed = started.elapsed();
@@ -434,28 +442,39 @@ async fn send_to_dead_letter(
     Ok(())
 }
 
-/// Make the output durable, then commit a snapshot of the positions of what was written.
+/// Make the output durable, then commit a snapshot of the positions of what was written
+/// (those that moved since the last snapshot, or with `every_position` all of them).
 /// An asynchronous (interval) commit writes only the capture windows that are over; the
 /// final synchronous one writes them all.
 fn commit(
     consumer: &StreamConsumer<GroupContext>,
     sink: &Sink,
     mode: CommitMode,
+    every_position: bool,
 ) -> anyhow::Result<()> {
     let all = matches!(mode, CommitMode::Sync);
     sink.flush(all, &consumer.context().positions)
         .context("writing the output; offsets were not committed")?;
-    let Some(positions) = consumer.context().positions.snapshot_if_moved() else {
+    let positions = &consumer.context().positions;
+    let snapshot = if every_position {
+        positions.snapshot_all()
+    } else {
+        positions.snapshot_if_moved()
+    };
+    let Some(positions) = snapshot else {
         return Ok(());
     };
     match consumer.commit(&positions, mode) {
         Ok(()) => Ok(()),
         Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
         Err(e) if matches!(mode, CommitMode::Async) => {
+            consumer.context().positions.mark_uncommitted(&positions);
             tracing::warn!("offset commit failed (retried at the next interval): {e}");
             Ok(())
         }
-        Err(e) => Err(e).context("committing offsets"),
+        Err(e) => Err(e).context(
+            "committing offsets at shutdown failed; the events since the last commit will be read again by the group",
+        ),
     }
 }
 

@@ -110,10 +110,24 @@ impl ConsumerContext for GroupContext {
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        // A commit can succeed as a request and fail for some partitions (the broker answers
+        // per partition): those are not committed either.
+        let mut failed = TopicPartitionList::new();
+        for e in offsets.elements() {
+            if let Err(error) = e.error() {
+                tracing::warn!(partition = %format!("{}/{}", e.topic(), e.partition()), "offset commit failed (it is retried at the next interval): {error}");
+                let _ = failed.add_partition_offset(e.topic(), e.partition(), e.offset());
+            }
+        }
+        if failed.count() > 0 {
+            self.positions.mark_uncommitted(&failed);
+        }
         match result {
+            Ok(()) if failed.count() > 0 => {}
             Ok(()) => tracing::debug!(offsets = %describe(offsets), "offsets committed"),
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => {
+                self.positions.mark_uncommitted(offsets);
                 tracing::warn!("offset commit failed (it is retried at the next interval): {e}")
             }
         }

@@ -46,11 +46,20 @@ impl Positions {
 
     /// All positions, if any moved since the last snapshot; marks them clean.
     pub fn snapshot_if_moved(&self) -> Option<TopicPartitionList> {
-        let mut map = self.lock();
-        let moved = map.values().flat_map(|p| p.values()).any(|e| e.dirty);
+        let moved = self
+            .lock()
+            .values()
+            .flat_map(|p| p.values())
+            .any(|e| e.dirty);
         if !moved {
             return None;
         }
+        self.snapshot_all()
+    }
+
+    /// All positions (none: `None`), marked clean.
+    pub fn snapshot_all(&self) -> Option<TopicPartitionList> {
+        let mut map = self.lock();
         let mut list = TopicPartitionList::new();
         for (topic, partitions) in map.iter_mut() {
             for (partition, entry) in partitions.iter_mut() {
@@ -58,7 +67,22 @@ impl Positions {
                 let _ = list.add_partition_offset(topic, *partition, Offset::Offset(entry.next));
             }
         }
-        Some(list)
+        (list.count() > 0).then_some(list)
+    }
+
+    /// A commit of `failed` did not happen: its partitions are committed again at the next
+    /// interval even when nothing new arrives (a snapshot marks positions clean before the
+    /// broker has answered; without this an idle consumer would never retry).
+    pub fn mark_uncommitted(&self, failed: &TopicPartitionList) {
+        let mut map = self.lock();
+        for e in failed.elements() {
+            if let Some(entry) = map
+                .get_mut(e.topic())
+                .and_then(|p| p.get_mut(&e.partition()))
+            {
+                entry.dirty = true;
+            }
+        }
     }
 
     /// Positions of the given partitions (those about to be revoked), removed from here:
@@ -106,5 +130,16 @@ mod tests {
         p.advance("t", 0, 10);
         let snap = p.snapshot_if_moved().unwrap();
         assert_eq!(snap.count(), 1, "partition 1 is no longer ours");
+        // A failed commit comes back at the next snapshot, with nothing new consumed.
+        assert!(p.snapshot_if_moved().is_none());
+        p.mark_uncommitted(&snap);
+        let again = p.snapshot_if_moved().unwrap();
+        assert_eq!(
+            again.find_partition("t", 0).unwrap().offset(),
+            Offset::Offset(11)
+        );
+        // Not for a partition revoked meanwhile.
+        p.mark_uncommitted(&taken);
+        assert!(p.snapshot_if_moved().is_none());
     }
 }
