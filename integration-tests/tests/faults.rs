@@ -342,6 +342,7 @@ fn failed_commits_are_retried_until_they_land() {
         &[
             RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
             RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+            RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
             RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
             RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
             RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
@@ -351,7 +352,7 @@ fn failed_commits_are_retried_until_they_land() {
     let group = unique("g");
     // Everything is read at once; then the consumer idles while its commits fail and are
     // retried: the last commit must still land before the idle timeout ends the run.
-    let read = read_all(&cluster, &topic, &group, 100_000, "4s");
+    let read = read_all(&cluster, &topic, &group, 100_000, "8s");
     assert!(read.status.success(), "{}", stderr(&read));
     assert_eq!(json_lines(&read).len(), 2000);
     let log = stderr(&read);
