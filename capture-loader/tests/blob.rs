@@ -21,6 +21,10 @@ fn load(az: &Azurite, db: &str, source: &str) -> (Output, Value) {
     (out, summary)
 }
 
+#[cfg_attr(
+    not(has_fixtures),
+    ignore = "needs ../shared/fixtures (Azure's own Capture files)"
+)]
 #[test]
 fn capture_blobs_load_once_from_a_container_and_a_prefix() {
     let (Some(fixtures), Some(bin)) = (fixtures(), azurite_bin()) else {
@@ -102,6 +106,10 @@ fn capture_blobs_load_once_from_a_container_and_a_prefix() {
     assert_eq!(status["partitions"][0]["events"], 380);
 }
 
+#[cfg_attr(
+    not(has_fixtures),
+    ignore = "needs ../shared/fixtures (Azure's own Capture files)"
+)]
 #[test]
 fn a_missing_container_or_account_is_a_clear_error() {
     let Some(bin) = azurite_bin() else { return };

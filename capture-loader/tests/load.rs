@@ -80,6 +80,10 @@ fn sqlite(path: &Path, sql: &str) -> String {
     rows.join("\n")
 }
 
+#[cfg_attr(
+    not(has_fixtures),
+    ignore = "needs ../shared/fixtures (Azure's own Capture files)"
+)]
 #[test]
 fn fixtures_load_into_sqlite_once_and_a_second_run_inserts_nothing() {
     if fixtures().is_none() {
@@ -154,6 +158,10 @@ fn fixtures_load_into_sqlite_once_and_a_second_run_inserts_nothing() {
     );
 }
 
+#[cfg_attr(
+    not(has_fixtures),
+    ignore = "needs ../shared/fixtures (Azure's own Capture files)"
+)]
 #[test]
 fn fixtures_load_into_postgres_with_copy_and_exactly_once() {
     if fixtures().is_none() {
@@ -196,6 +204,10 @@ fn fixtures_load_into_postgres_with_copy_and_exactly_once() {
     );
 }
 
+#[cfg_attr(
+    not(has_fixtures),
+    ignore = "needs ../shared/fixtures (Azure's own Capture files)"
+)]
 #[test]
 fn a_damaged_file_fails_alone_with_its_reason_and_a_changed_file_is_not_reloaded() {
     if fixtures().is_none() {
@@ -259,6 +271,10 @@ fn a_damaged_file_fails_alone_with_its_reason_and_a_changed_file_is_not_reloaded
     );
 }
 
+#[cfg_attr(
+    not(has_fixtures),
+    ignore = "needs ../shared/fixtures (Azure's own Capture files)"
+)]
 #[test]
 fn killed_at_any_moment_and_run_again_gives_exactly_the_right_rows() {
     if fixtures().is_none() {
@@ -314,6 +330,10 @@ fn killed_at_any_moment_and_run_again_gives_exactly_the_right_rows() {
     );
 }
 
+#[cfg_attr(
+    not(has_fixtures),
+    ignore = "needs ../shared/fixtures (Azure's own Capture files)"
+)]
 #[test]
 fn events_seen_in_two_files_are_counted_as_duplicates_not_inserted_twice() {
     if fixtures().is_none() {
@@ -334,6 +354,10 @@ fn events_seen_in_two_files_are_counted_as_duplicates_not_inserted_twice() {
     );
 }
 
+#[cfg_attr(
+    not(has_fixtures),
+    ignore = "needs ../shared/fixtures (Azure's own Capture files)"
+)]
 #[test]
 fn watch_loads_files_as_they_appear_and_stops_on_sigterm() {
     if fixtures().is_none() {
@@ -396,6 +420,10 @@ fn watch_loads_files_as_they_appear_and_stops_on_sigterm() {
     assert_eq!(inserted, 382, "{summaries:?}");
 }
 
+#[cfg_attr(
+    not(has_fixtures),
+    ignore = "needs ../shared/fixtures (Azure's own Capture files)"
+)]
 #[test]
 fn since_and_until_select_files_by_the_time_in_their_path() {
     if fixtures().is_none() {

@@ -111,6 +111,10 @@ fn rows(db: &Path) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(has_fixtures),
+    ignore = "needs ../shared/fixtures (Azure's own Capture files)"
+)]
 async fn event_grid_notifications_load_files_once_and_handshakes_are_answered() {
     let (Some(fixture_dir), Some(bin)) = (fixtures(), azurite_bin()) else {
         return;
@@ -292,6 +296,10 @@ async fn event_grid_notifications_load_files_once_and_handshakes_are_answered() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(has_fixtures),
+    ignore = "needs ../shared/fixtures (Azure's own Capture files)"
+)]
 async fn file_urls_outside_the_allowed_locations_are_refused_before_any_access() {
     let (Some(fixture_dir), Some(bin)) = (fixtures(), azurite_bin()) else {
         return;
