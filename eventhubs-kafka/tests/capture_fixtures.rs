@@ -249,10 +249,6 @@ fn fixtures_placed_in_the_capture_layout_are_located() {
 /// error, not a row of skipped tests.
 #[test]
 fn fixtures_are_present_in_ci() {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        assert!(
-            cfg!(has_fixtures),
-            "../shared/fixtures is missing (or EVENTHUBS_FIXTURES points nowhere): CI needs Azure's own Capture files"
-        );
-    }
+    // fixtures() fails under CI=true when they are missing.
+    let _ = fixtures();
 }
