@@ -375,13 +375,12 @@ fn entra_id_token_is_the_password_and_comes_from_the_credential_chain() {
         "app-1",
         3600,
     );
-    let service = TokenService::start(TokenServiceOptions {
-        tenant_id: "tenant-1".into(),
-        client_id: "app-1".into(),
-        client_secret: "client-secret-value".into(),
-        token: token.clone(),
-        lifetime_secs: 3600,
-    });
+    let service = TokenService::start(TokenServiceOptions::client_secret(
+        "tenant-1",
+        "app-1",
+        "client-secret-value",
+        &token,
+    ));
     // Azure maps the Entra principal to a role that signs in with the token; here the
     // role's password is that token.
     pg.sql(&format!("CREATE ROLE entra_app LOGIN PASSWORD '{token}'"));

@@ -1,7 +1,14 @@
-//! A Microsoft Entra ID token endpoint on loopback: `POST /{tenant}/oauth2/v2.0/token` with
-//! the client-credentials form, answering as Entra does (a token and `expires_in`, or an
-//! `AADSTS…` error). It issues the token it was given, so a test can make a server (a
-//! PostgreSQL role's password) accept exactly that token, and it records every request.
+//! Microsoft Entra ID's token endpoints on loopback, answering as Azure does, each request
+//! recorded:
+//! - `POST /{tenant}/oauth2/v2.0/token`, client credentials with a client secret or (workload
+//!   identity) a federated `client_assertion`: a token and `expires_in`, or an `AADSTS…` error;
+//! - `GET /metadata/identity/oauth2/token` (IMDS, header `Metadata: true`, api-version
+//!   2018-02-01): the managed identity's token, `expires_in`/`expires_on` as strings;
+//! - `GET /msi/token` (App Service / Functions, header `X-IDENTITY-HEADER`, api-version
+//!   2019-08-01): the same with `expires_on` in epoch seconds.
+//!
+//! It issues the token it was given, so a test can make a server (a PostgreSQL role's
+//! password) accept exactly that token.
 //! The tokens are JWT-shaped but unsigned (`alg: none`); the Entra ID issue adds RS256
 //! signing and a JWKS for brokers that validate them.
 
@@ -11,9 +18,10 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::post;
+use axum::routing::{get, post};
 use base64::Engine;
 use serde_json::json;
 
@@ -25,13 +33,35 @@ pub struct TokenServiceOptions {
     /// The access token handed out.
     pub token: String,
     pub lifetime_secs: u64,
+    /// The federated token (workload identity) accepted as `client_assertion`, if any.
+    pub federated_token: Option<String>,
+    /// App Service's `IDENTITY_HEADER` value; `None`: no App Service endpoint answers.
+    pub identity_header: Option<String>,
+}
+
+impl TokenServiceOptions {
+    /// One tenant and application with a client secret; no workload or managed identity.
+    pub fn client_secret(tenant: &str, client: &str, secret: &str, token: &str) -> Self {
+        Self {
+            tenant_id: tenant.into(),
+            client_id: client.into(),
+            client_secret: secret.into(),
+            token: token.into(),
+            lifetime_secs: 3600,
+            federated_token: None,
+            identity_header: None,
+        }
+    }
 }
 
 /// One token request as received.
 #[derive(Debug, Clone)]
 pub struct TokenRequest {
+    /// `client_secret`, `workload_identity`, `imds` or `app_service`.
+    pub kind: &'static str,
     pub tenant: String,
     pub client_id: String,
+    /// The scope, or for the managed identity endpoints the resource.
     pub scope: String,
     pub granted: bool,
 }
@@ -67,6 +97,8 @@ impl TokenService {
             runtime.block_on(async move {
                 let app = Router::new()
                     .route("/{tenant}/oauth2/v2.0/token", post(token))
+                    .route("/metadata/identity/oauth2/token", get(imds))
+                    .route("/msi/token", get(app_service))
                     .with_state(state);
                 let listener =
                     tokio::net::TcpListener::from_std(listener).expect("token service listener");
@@ -76,9 +108,15 @@ impl TokenService {
         Self { address, shared }
     }
 
-    /// What to put in `AZURE_AUTHORITY_HOST`.
+    /// What to put in `AZURE_AUTHORITY_HOST` (and `AZURE_POD_IDENTITY_AUTHORITY_HOST`, the
+    /// IMDS host).
     pub fn authority_host(&self) -> String {
         format!("http://{}", self.address)
+    }
+
+    /// What to put in `IDENTITY_ENDPOINT` (App Service).
+    pub fn identity_endpoint(&self) -> String {
+        format!("http://{}/msi/token", self.address)
     }
 
     pub fn requests(&self) -> Vec<TokenRequest> {
@@ -94,10 +132,7 @@ impl TokenService {
         let b64 = |v: serde_json::Value| {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
+        let now = now_secs();
         format!(
             "{}.{}.",
             b64(json!({"typ": "JWT", "alg": "none"})),
@@ -151,6 +186,8 @@ async fn token(
     let body = String::from_utf8_lossy(&body);
     let field = |k: &str| form_value(&body, k).unwrap_or_default();
     let o = &state.options;
+    let assertion =
+        field("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
     let refusal = if tenant != o.tenant_id {
         Some((
             StatusCode::BAD_REQUEST,
@@ -169,7 +206,15 @@ async fn token(
             "unauthorized_client",
             "AADSTS700016: Application not found in the directory.".to_string(),
         ))
-    } else if field("client_secret") != o.client_secret {
+    } else if assertion && o.federated_token.as_deref() != Some(field("client_assertion").as_str())
+    {
+        Some((
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            "AADSTS700211: No matching federated identity record found for presented assertion."
+                .to_string(),
+        ))
+    } else if !assertion && field("client_secret") != o.client_secret {
         Some((
             StatusCode::UNAUTHORIZED,
             "invalid_client",
@@ -189,6 +234,11 @@ async fn token(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(TokenRequest {
+            kind: if assertion {
+                "workload_identity"
+            } else {
+                "client_secret"
+            },
             tenant,
             client_id: field("client_id"),
             scope: field("scope"),
@@ -204,4 +254,100 @@ async fn token(
             json!({"token_type": "Bearer", "expires_in": o.lifetime_secs, "ext_expires_in": o.lifetime_secs, "access_token": o.token}).to_string(),
         ),
     }
+}
+
+fn query_map(uri: &axum::http::Uri) -> std::collections::HashMap<String, String> {
+    uri.query()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// The managed identity endpoints: the token for `resource`, or an error as Azure words it.
+fn managed_identity(
+    state: &Shared,
+    kind: &'static str,
+    query: &std::collections::HashMap<String, String>,
+    authorized: bool,
+    api_version: &str,
+) -> (StatusCode, String) {
+    let o = &state.options;
+    let resource = query.get("resource").cloned().unwrap_or_default();
+    // A user-assigned identity is chosen by client_id; the test's is o.client_id.
+    let client_ok = query.get("client_id").is_none_or(|c| *c == o.client_id);
+    let granted = authorized
+        && query.get("api-version").map(String::as_str) == Some(api_version)
+        && !resource.is_empty()
+        && !resource.ends_with("/.default")
+        && client_ok;
+    state
+        .requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(TokenRequest {
+            kind,
+            tenant: String::new(),
+            client_id: query.get("client_id").cloned().unwrap_or_default(),
+            scope: resource.clone(),
+            granted,
+        });
+    if !authorized {
+        return (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "invalid_request", "error_description": "Required metadata header not specified"}).to_string(),
+        );
+    }
+    if !granted {
+        return (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "invalid_request", "error_description": "Identity not found"})
+                .to_string(),
+        );
+    }
+    let expires_on = now_secs() + o.lifetime_secs;
+    (
+        StatusCode::OK,
+        json!({
+            "access_token": o.token,
+            "expires_in": o.lifetime_secs.to_string(),
+            "expires_on": expires_on.to_string(),
+            "resource": resource,
+            "token_type": "Bearer",
+        })
+        .to_string(),
+    )
+}
+
+async fn imds(
+    State(state): State<Arc<Shared>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> impl IntoResponse {
+    let query = query_map(&uri);
+    let authorized = headers.get("metadata").and_then(|v| v.to_str().ok()) == Some("true");
+    managed_identity(&state, "imds", &query, authorized, "2018-02-01")
+}
+
+async fn app_service(
+    State(state): State<Arc<Shared>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> impl IntoResponse {
+    let query = query_map(&uri);
+    let expected = state.options.identity_header.clone();
+    let given = headers
+        .get("x-identity-header")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let authorized = expected.is_some() && given == expected;
+    managed_identity(&state, "app_service", &query, authorized, "2019-08-01")
 }

@@ -301,8 +301,9 @@ pub enum DbAuth {
     /// The password from the URL, PGPASSWORD or the password file
     Password,
     /// A Microsoft Entra ID access token as the password (Azure Database for PostgreSQL),
-    /// from AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET (AZURE_AUTHORITY_HOST);
-    /// a fresh one for each connection once the last has less than 5 minutes left
+    /// from the first credential that works: client secret (AZURE_CLIENT_SECRET), workload
+    /// identity (AZURE_FEDERATED_TOKEN_FILE), managed identity, Azure CLI; a fresh one for
+    /// each connection once the last has less than 5 minutes left
     Entra,
 }
 
