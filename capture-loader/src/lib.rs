@@ -55,6 +55,8 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
+// Help text (clap) reads these comments: URLs stay plain text there.
+#[allow(rustdoc::bare_urls)]
 pub struct ServeArgs {
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -67,7 +69,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
 
-    /// Where notified files may be: https://<account>.blob.core.windows.net/<container>[/<prefix>]
+    /// Where notified files may be: https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]
     /// (repeatable, or comma-separated in the variable). A fileUrl anywhere else is refused
     /// (403) before anything is read
     #[arg(

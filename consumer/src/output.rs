@@ -99,7 +99,7 @@ fn json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Start a line with the fields every line has, up to and including `"headers":{...}`;
-/// the caller adds the rest and calls [`finish_line`].
+/// the caller ends it with [`finish_decoded`] or [`finish_undecodable`].
 pub fn start_line(
     out: &mut Vec<u8>,
     message: &BorrowedMessage<'_>,

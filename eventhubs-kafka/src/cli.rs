@@ -72,7 +72,7 @@ pub struct KafkaArgs {
     pub ssl_ca_location: Option<PathBuf>,
 
     /// With a connection string: connect to HOST:PORT instead of the namespace's
-    /// <host>:9093 (a private endpoint's address, a proxy, a local broker), still
+    /// NAMESPACE-HOST:9093 (a private endpoint's address, a proxy, a local broker), still
     /// authenticating with the connection string
     #[arg(long, env = "EVENTHUB_KAFKA_ENDPOINT", value_name = "HOST:PORT")]
     pub kafka_endpoint: Option<String>,

@@ -116,7 +116,7 @@ impl DeliveryContext {
         }
     }
 
-    /// Account one event as not delivered, named (the first [`FAILURES_NAMED`]) and counted
+    /// Account one event as not delivered, named (the first `FAILURES_NAMED`) and counted
     /// by reason: for a delivery report, and for an event librdkafka refused outright.
     pub fn record_failure(&self, origin: &Origin, reason: String, key: Option<&[u8]>) {
         let n = self.failed.fetch_add(1, Ordering::AcqRel) + 1;
