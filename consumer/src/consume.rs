@@ -20,7 +20,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 
 use crate::capture::CaptureSink;
-use crate::context::GroupContext;
+use crate::context::{GroupContext, Member};
 use crate::output::{Output, Sink, finish_decoded, finish_undecodable, start_line};
 use crate::sink_db::{DbSink, DbSinkOptions};
 use crate::{ConsumeArgs, OnUndecodable};
@@ -105,11 +105,10 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
         from: args.from,
     });
     properties.warn_overridden();
-    let context = GroupContext {
-        last_error: Default::default(),
+    let context = GroupContext::new(Member {
         sink: sink.clone(),
         positions: Default::default(),
-    };
+    });
     let consumer: StreamConsumer<GroupContext> = properties
         .client_config()
         .create_with_context(context)

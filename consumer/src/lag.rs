@@ -99,7 +99,7 @@ pub fn measure(args: &LagArgs) -> anyhow::Result<Vec<PartitionLag>> {
             bail!(missing_topic_message(topic, settings.is_event_hubs()));
         }
     }
-    let context = ToolContext::default();
+    let context = ToolContext::new(());
     let consumer: BaseConsumer<ToolContext> = settings
         .properties(&ClientKind::Admin {
             group_id: Some(args.group.clone()),

@@ -1,6 +1,6 @@
 //! Delivery accounting: an event counts as sent only when the broker acknowledged it.
 //!
-//! librdkafka calls [`DeliveryContext::delivery`] once per event on its polling thread with
+//! librdkafka calls [`Deliveries::delivery`](DeliveryHandler::delivery) once per event on its polling thread with
 //! the broker's verdict; the counters and the latency histogram live here, and so does the
 //! record of every event that was not delivered.
 
@@ -9,13 +9,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use eventhubs_kafka::kafka::context::{LastError, log_librdkafka, record_and_log_error};
+use eventhubs_kafka::kafka::context::{DeliveryHandler, ToolContext};
 use hdrhistogram::Histogram;
-use rdkafka::ClientContext;
-use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::producer::DeliveryResult;
 
 /// How many undelivered events are named one by one in the log; the rest are counted by
 /// reason.
@@ -46,8 +43,9 @@ impl std::fmt::Display for Origin {
     }
 }
 
-pub struct DeliveryContext {
-    pub last_error: LastError,
+/// The producer's part of its librdkafka context ([`ToolContext`] does the rest, shared
+/// with every client): delivery reports counted, timed and named.
+pub struct Deliveries {
     sent: AtomicU64,
     failed: AtomicU64,
     bytes: AtomicU64,
@@ -73,16 +71,18 @@ pub struct LatencyMs {
     pub max: f64,
 }
 
-impl Default for DeliveryContext {
+/// The producer's context: the shared one with delivery accounting.
+pub type DeliveryContext = ToolContext<Deliveries>;
+
+impl Default for Deliveries {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl DeliveryContext {
+impl Deliveries {
     pub fn new() -> Self {
         Self {
-            last_error: LastError::default(),
             sent: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -137,18 +137,8 @@ impl DeliveryContext {
     }
 }
 
-impl ClientContext for DeliveryContext {
-    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        log_librdkafka(&self.last_error, level, facility, message);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        record_and_log_error(&self.last_error, error, reason);
-    }
-}
-
-impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = Box<Pending>;
+impl DeliveryHandler for Deliveries {
+    type Opaque = Box<Pending>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
         match result {

@@ -28,7 +28,7 @@ use rdkafka::producer::{BaseRecord, Producer, PurgeConfig, ThreadedProducer};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::delivery::{DeliveryContext, DeliveryTotals, LatencyMs, Origin, Pending};
+use crate::delivery::{Deliveries, DeliveryContext, DeliveryTotals, LatencyMs, Origin, Pending};
 use crate::input::{Item, Source};
 
 /// Send telemetry events to Event Hubs (or any Kafka broker): Avro-encoded, keyed for
@@ -239,7 +239,7 @@ fn produce(
     properties.warn_overridden();
     let producer: ThreadedProducer<DeliveryContext> = properties
         .client_config()
-        .create_with_context(DeliveryContext::new())
+        .create_with_context(DeliveryContext::new(Deliveries::new()))
         .context("creating the Kafka producer")?;
     let partitions = topic::prepare(cli, settings, topic)?;
     if let Some(p) = cli.partition

@@ -6,8 +6,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::error::KafkaError;
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 
 /// Remembers the most recent librdkafka global error.
 #[derive(Debug, Clone, Default)]
@@ -23,13 +26,36 @@ impl LastError {
     }
 }
 
-/// Client context shared by the tools' producers, consumers and admin clients.
+/// The client context of every Kafka client the tools create, whatever its role: what all of
+/// them share lives here once (librdkafka's log lines to `tracing`, the last error kept for
+/// the report; the place for an OAUTHBEARER token callback), and the role adds what only it
+/// does: a producer's delivery reports ([`DeliveryHandler`]), a consumer group's
+/// rebalance and commit handling ([`GroupHandler`]). `()` is the role of clients that only
+/// ask (metadata, offsets, the connection check). The context derefs to its role.
 #[derive(Debug, Clone, Default)]
-pub struct ToolContext {
+pub struct ToolContext<R = ()> {
     pub last_error: LastError,
+    pub role: R,
 }
 
-impl ClientContext for ToolContext {
+impl<R> ToolContext<R> {
+    pub fn new(role: R) -> Self {
+        Self {
+            last_error: LastError::default(),
+            role,
+        }
+    }
+}
+
+impl<R> std::ops::Deref for ToolContext<R> {
+    type Target = R;
+
+    fn deref(&self) -> &R {
+        &self.role
+    }
+}
+
+impl<R: Send + Sync + 'static> ClientContext for ToolContext<R> {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         log_librdkafka(&self.last_error, level, facility, message);
     }
@@ -39,14 +65,102 @@ impl ClientContext for ToolContext {
     }
 }
 
-/// Consumers used for metadata and offsets only (no rebalance handling of their own).
-impl rdkafka::consumer::ConsumerContext for ToolContext {}
+/// A producer's part of its context: what to do with each delivery report.
+pub trait DeliveryHandler: Send + Sync + 'static {
+    type Opaque: rdkafka::util::IntoOpaque;
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: Self::Opaque);
+}
 
-/// The connection check's client, which never produces.
-impl rdkafka::producer::ProducerContext for ToolContext {
-    type DeliveryOpaque = ();
+/// The connection check's producer never produces.
+impl DeliveryHandler for () {
+    type Opaque = ();
 
-    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
+    fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
+}
+
+impl<R: DeliveryHandler> ProducerContext for ToolContext<R> {
+    type DeliveryOpaque = R::Opaque;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: R::Opaque) {
+        self.role.delivery(result, opaque);
+    }
+}
+
+/// A consumer group member's part of its context. The rebalance itself (assign, unassign,
+/// eager or cooperative, logged as "partitions assigned (initialized)" / "revoked
+/// (closed)") is done once, in [`ToolContext`]'s `ConsumerContext`; the role acts around it.
+pub trait GroupHandler: Send + Sync + Sized + 'static {
+    /// Partitions about to be assigned: the role may set where each starts.
+    fn before_assign(&self, _partitions: &mut TopicPartitionList) {}
+    /// Partitions about to be taken away: the role makes its output durable and commits.
+    fn before_revoke(
+        &self,
+        _consumer: &BaseConsumer<ToolContext<Self>>,
+        _partitions: &TopicPartitionList,
+    ) {
+    }
+    fn commit_callback(&self, _result: KafkaResult<()>, _offsets: &TopicPartitionList) {}
+}
+
+/// Consumers used for metadata and offsets only (they never subscribe).
+impl GroupHandler for () {}
+
+impl<R: GroupHandler> ConsumerContext for ToolContext<R> {
+    /// librdkafka's rebalance as rust-rdkafka's default does it, with the role's hooks.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        list: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.role.before_assign(list);
+                let assigned = if cooperative {
+                    consumer.incremental_assign(list)
+                } else {
+                    consumer.assign(list)
+                };
+                if assigned.is_ok() {
+                    tracing::info!(partitions = %describe(list), "partitions assigned (initialized)");
+                }
+                assigned
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.role.before_revoke(consumer, list);
+                tracing::info!(partitions = %describe(list), "partitions revoked (closed)");
+                if cooperative {
+                    consumer.incremental_unassign(list)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::error!("rebalance error: {}", RDKafkaErrorCode::from(other));
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!("applying the rebalance failed: {e}");
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        self.role.commit_callback(result, offsets);
+    }
+}
+
+/// `topic/partition, …` for logs.
+pub fn describe(list: &TopicPartitionList) -> String {
+    list.elements()
+        .iter()
+        .map(|e| format!("{}/{}", e.topic(), e.partition()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Route one librdkafka log line to `tracing` (target `librdkafka`). Connection failures
