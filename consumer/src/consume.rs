@@ -9,7 +9,8 @@ use anyhow::{Context, bail};
 use eventhubs_kafka::encoding::{Decoder, SchemaSet};
 use std::sync::Arc;
 
-use eventhubs_kafka::kafka::config::{ClientKind, Endpoint};
+use eventhubs_kafka::kafka::config::ClientKind;
+use eventhubs_kafka::kafka::context::ToolContext;
 use eventhubs_kafka::kafka::preflight::{describe_topic, missing_topic_message};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -59,16 +60,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let namespace = args
         .capture_namespace
         .clone()
-        .unwrap_or_else(|| match &settings.endpoint {
-            Endpoint::EventHubs(e) => e
-                .connection
-                .host()
-                .split('.')
-                .next()
-                .unwrap_or("local")
-                .to_string(),
-            Endpoint::Kafka(_) => "local".to_string(),
-        });
+        .unwrap_or_else(|| settings.namespace().unwrap_or_else(|| "local".to_string()));
     let sink = match (&args.capture_dir, &args.sink_db) {
         (Some(dir), _) => {
             if args.capture_window < Duration::from_secs(1) {
@@ -105,10 +97,13 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
         from: args.from,
     });
     properties.warn_overridden();
-    let context = GroupContext::new(Member {
-        sink: sink.clone(),
-        positions: Default::default(),
-    });
+    let context = GroupContext::new(
+        &settings,
+        Member {
+            sink: sink.clone(),
+            positions: Default::default(),
+        },
+    );
     let consumer: StreamConsumer<GroupContext> = properties
         .client_config()
         .create_with_context(context)
@@ -120,10 +115,10 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     }
     let dead_letter = match &args.dead_letter_topic {
         Some(dlq) => {
-            let producer: FutureProducer = settings
+            let producer: FutureProducer<ToolContext> = settings
                 .properties(&ClientKind::Producer)
                 .client_config()
-                .create()
+                .create_with_context(ToolContext::new(&settings, ()))
                 .context("creating the dead-letter producer")?;
             Some((dlq.clone(), producer))
         }
@@ -273,7 +268,7 @@ async fn handle(
     message: &BorrowedMessage<'_>,
     decoder: &Decoder,
     sink: &Sink,
-    dead_letter: Option<&(String, FutureProducer)>,
+    dead_letter: Option<&(String, FutureProducer<ToolContext>)>,
     policy: OnUndecodable,
     counts: &mut Counts,
     buffers: &mut Buffers,
@@ -406,7 +401,7 @@ async fn send_to_dead_letter(
     message: &BorrowedMessage<'_>,
     original: &crate::headers::HeaderList<'_>,
     topic: &str,
-    producer: &FutureProducer,
+    producer: &FutureProducer<ToolContext>,
     error: &str,
     source: &str,
 ) -> anyhow::Result<()> {

@@ -99,7 +99,7 @@ pub fn measure(args: &LagArgs) -> anyhow::Result<Vec<PartitionLag>> {
             bail!(missing_topic_message(topic, settings.is_event_hubs()));
         }
     }
-    let context = ToolContext::new(());
+    let context = ToolContext::new(&settings, ());
     let consumer: BaseConsumer<ToolContext> = settings
         .properties(&ClientKind::Admin {
             group_id: Some(args.group.clone()),
@@ -107,6 +107,11 @@ pub fn measure(args: &LagArgs) -> anyhow::Result<Vec<PartitionLag>> {
         .client_config()
         .create_with_context(context.clone())
         .context("creating the Kafka client")?;
+    // librdkafka asks for an OAUTHBEARER token through the client's queue, which only a poll
+    // serves; the requests below do not poll.
+    if settings.tokens().is_some() {
+        let _ = consumer.poll(Duration::from_millis(100));
+    }
     let metadata = consumer
         .fetch_metadata(topic.as_deref(), args.timeout)
         .map_err(|e| PreflightError::Unreachable {

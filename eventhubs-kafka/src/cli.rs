@@ -12,7 +12,8 @@ use clap::{Args, ValueEnum};
 
 use crate::connection_string::{ConnectionString, ConnectionStringError};
 use crate::kafka::config::{
-    ClientSettings, Endpoint, EventHubsEndpoint, KafkaEndpoint, SaslMechanism, SecurityProtocol,
+    ClientSettings, Endpoint, EntraEndpoint, EventHubsEndpoint, KafkaEndpoint, SaslMechanism,
+    SecurityProtocol,
 };
 use crate::registry::RegistrySettings;
 use crate::secret::Secret;
@@ -77,6 +78,19 @@ pub struct KafkaArgs {
     #[arg(long, env = "EVENTHUB_KAFKA_ENDPOINT", value_name = "HOST:PORT")]
     pub kafka_endpoint: Option<String>,
 
+    /// How to sign in to Event Hubs: a connection string (SAS key), or Microsoft Entra ID
+    /// (OAUTHBEARER) with --namespace [default: entra when a namespace and no connection
+    /// string are given]
+    #[arg(long, env = "EVENTHUB_AUTH", value_enum)]
+    pub auth: Option<EventHubsAuth>,
+
+    /// Event Hubs namespace for Microsoft Entra ID: its name (`myns`:
+    /// myns.servicebus.windows.net) or its host (sovereign clouds). Credentials from the
+    /// environment: a client secret (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET),
+    /// workload identity (AZURE_FEDERATED_TOKEN_FILE), managed identity, or the Azure CLI
+    #[arg(long, env = "EVENTHUB_NAMESPACE", value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
     /// Topic (event hub); defaults to the connection string's EntityPath
     #[arg(long, env = "EVENTHUB_NAME")]
     pub topic: Option<String>,
@@ -112,6 +126,8 @@ impl std::fmt::Debug for KafkaArgs {
             .field("sasl_password_file", &self.sasl_password_file)
             .field("ssl_ca_location", &self.ssl_ca_location)
             .field("kafka_endpoint", &self.kafka_endpoint)
+            .field("auth", &self.auth)
+            .field("namespace", &self.namespace)
             .field("topic", &self.topic)
             .field("librdkafka", &passthrough)
             .finish()
@@ -122,7 +138,7 @@ impl std::fmt::Debug for KafkaArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum ArgsError {
     #[error(
-        "give either --connection-string (EVENTHUB_CONNECTION_STRING) or --bootstrap-servers (KAFKA_BOOTSTRAP_SERVERS)"
+        "give --connection-string (EVENTHUB_CONNECTION_STRING), --namespace (EVENTHUB_NAMESPACE, Microsoft Entra ID) or --bootstrap-servers (KAFKA_BOOTSTRAP_SERVERS)"
     )]
     NoEndpoint,
     #[error("invalid Event Hubs connection string: {0}")]
@@ -153,6 +169,18 @@ pub enum ArgsError {
     #[error("no topic: give --topic (EVENTHUB_NAME) or a connection string with EntityPath")]
     NoTopic,
     #[error(
+        "--auth entra signs in with Microsoft Entra ID, not a connection string: give --namespace (EVENTHUB_NAMESPACE) and unset EVENTHUB_CONNECTION_STRING"
+    )]
+    EntraWithConnectionString,
+    #[error("--auth entra needs --namespace (EVENTHUB_NAMESPACE): the namespace's name or host")]
+    EntraNeedsNamespace,
+    #[error(
+        "--namespace (EVENTHUB_NAMESPACE) is for Event Hubs; with --bootstrap-servers, name the broker there"
+    )]
+    NamespaceWithBootstrapServers,
+    #[error("--namespace `{0}` is not a namespace name or host (letters, digits, '-' and '.')")]
+    BadNamespace(String),
+    #[error(
         "--topic `{topic}` differs from the connection string's EntityPath `{entity_path}`: a key scoped to one event hub cannot reach another"
     )]
     TopicMismatch { topic: String, entity_path: String },
@@ -169,6 +197,38 @@ impl KafkaArgs {
         client_id: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<ClientSettings, ArgsError> {
+        let entra = match self.auth {
+            Some(EventHubsAuth::Entra) => true,
+            Some(EventHubsAuth::ConnectionString) => false,
+            None => self.connection_string.is_none() && self.namespace.is_some(),
+        };
+        if entra {
+            if self.connection_string.is_some() {
+                return Err(ArgsError::EntraWithConnectionString);
+            }
+            let namespace = self
+                .namespace
+                .as_deref()
+                .ok_or(ArgsError::EntraNeedsNamespace)?;
+            let namespace_host = namespace_host(namespace)?;
+            let tokens = crate::identity::TokenCache::new(
+                Box::new(crate::identity::default_credential(&env)),
+                EntraEndpoint::scope(&namespace_host),
+            );
+            return Ok(ClientSettings {
+                endpoint: Endpoint::EventHubsEntra(EntraEndpoint {
+                    namespace_host,
+                    kafka_endpoint: self.kafka_endpoint.clone(),
+                    ssl_ca_location: self.ssl_ca_location.clone(),
+                    tokens: std::sync::Arc::new(tokens),
+                }),
+                passthrough: self.librdkafka.clone(),
+                client_id: client_id.to_string(),
+            });
+        }
+        if self.namespace.is_some() && self.bootstrap_servers.is_some() {
+            return Err(ArgsError::NamespaceWithBootstrapServers);
+        }
         let endpoint = match (&self.connection_string, &self.bootstrap_servers) {
             (Some(cs), _) => {
                 for (set, option) in [
@@ -245,7 +305,7 @@ impl KafkaArgs {
     pub fn topic(&self, settings: &ClientSettings) -> Result<String, ArgsError> {
         let entity_path = match &settings.endpoint {
             Endpoint::EventHubs(e) => e.connection.entity_path(),
-            Endpoint::Kafka(_) => None,
+            Endpoint::EventHubsEntra(_) | Endpoint::Kafka(_) => None,
         };
         match (&self.topic, entity_path) {
             (Some(topic), Some(path)) if topic != path => Err(ArgsError::TopicMismatch {
@@ -257,6 +317,34 @@ impl KafkaArgs {
             (None, None) => Err(ArgsError::NoTopic),
         }
     }
+}
+
+/// How to sign in to Event Hubs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventHubsAuth {
+    /// A SAS connection string (EVENTHUB_CONNECTION_STRING)
+    ConnectionString,
+    /// Microsoft Entra ID (OAUTHBEARER), with --namespace
+    Entra,
+}
+
+/// `myns` → `myns.servicebus.windows.net`; a host (with a dot) stays as it is.
+fn namespace_host(namespace: &str) -> Result<String, ArgsError> {
+    let ns = namespace.trim().trim_end_matches('.').to_ascii_lowercase();
+    let valid = !ns.is_empty()
+        && ns.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if !valid {
+        return Err(ArgsError::BadNamespace(namespace.to_string()));
+    }
+    Ok(if ns.contains('.') {
+        ns
+    } else {
+        format!("{ns}.servicebus.windows.net")
+    })
 }
 
 /// Parse the command line of a binary, and name the secrets that came on the command line

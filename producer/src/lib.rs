@@ -239,7 +239,7 @@ fn produce(
     properties.warn_overridden();
     let producer: ThreadedProducer<DeliveryContext> = properties
         .client_config()
-        .create_with_context(DeliveryContext::new(Deliveries::new()))
+        .create_with_context(DeliveryContext::new(settings, Deliveries::new()))
         .context("creating the Kafka producer")?;
     let partitions = topic::prepare(cli, settings, topic)?;
     if let Some(p) = cli.partition

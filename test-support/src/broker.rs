@@ -26,6 +26,10 @@ pub struct BrokerInfo {
     pub eventhubs: String,
     /// SASL_SSL + SCRAM-SHA-512.
     pub scram: String,
+    /// SASL_SSL + OAUTHBEARER, validating Entra-style JWTs against a JWKS: only on a
+    /// [`PrivateKafka::start_with_oauth`] broker.
+    #[serde(default)]
+    pub oauth: Option<String>,
     /// PEM of the CA that signed the broker's certificate.
     pub ca_file: PathBuf,
     /// `Endpoint=sb://localhost/;SharedAccessKeyName=…;SharedAccessKey=…` (no EntityPath).
@@ -68,20 +72,34 @@ fn workspace_root() -> PathBuf {
 
 /// `scripts/kafka <cmd> <dir>`, its output kept for the failure message.
 fn launcher(cmd: &str, dir: &Path) -> Output {
+    launcher_with(cmd, dir, &[])
+}
+
+fn launcher_with(cmd: &str, dir: &Path, env: &[(&str, &str)]) -> Output {
     let out = Command::new("bash")
         .arg(workspace_root().join("scripts/kafka"))
         .arg(cmd)
         .arg(dir)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("run scripts/kafka");
-    assert!(
-        out.status.success(),
-        "scripts/kafka {cmd} {} failed ({}):\n{}",
-        dir.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !out.status.success() {
+        // The broker's own reason is in its log, which the temporary folder takes away.
+        let log = std::fs::read_to_string(dir.join("logs/server.log")).unwrap_or_default();
+        let reasons: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("ERROR") || l.contains("Exception"))
+            .take(10)
+            .collect();
+        panic!(
+            "scripts/kafka {cmd} {} failed ({}):\n{}\nbroker log:\n{}",
+            dir.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            reasons.join("\n")
+        );
+    }
     out
 }
 
@@ -223,6 +241,27 @@ impl PrivateKafka {
         launcher("start", dir.path());
         let info = read_info(dir.path());
         Self { dir, info }
+    }
+
+    /// With a SASL_SSL + OAUTHBEARER listener as well ([`BrokerInfo::oauth`]), accepting
+    /// tokens signed by a key of `jwks_url` for `audience` (Kafka's
+    /// `OAuthBearerValidatorCallbackHandler`: signature, expiry, audience).
+    pub fn start_with_oauth(jwks_url: &str, audience: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        launcher_with(
+            "start",
+            dir.path(),
+            &[
+                ("KAFKA_OAUTH_JWKS_URL", jwks_url),
+                ("KAFKA_OAUTH_AUDIENCE", audience),
+            ],
+        );
+        let info = read_info(dir.path());
+        Self { dir, info }
+    }
+
+    pub fn info(&self) -> &BrokerInfo {
+        &self.info
     }
 
     pub fn broker(&self, listener: Listener) -> Broker {

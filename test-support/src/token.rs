@@ -37,6 +37,9 @@ pub struct TokenServiceOptions {
     pub federated_token: Option<String>,
     /// App Service's `IDENTITY_HEADER` value; `None`: no App Service endpoint answers.
     pub identity_header: Option<String>,
+    /// Hand out RS256-signed JWTs for the requested audience (the scope without
+    /// `/.default`) instead of `token`, verifiable with the keys at [`TokenService::jwks_url`].
+    pub sign: bool,
 }
 
 impl TokenServiceOptions {
@@ -50,6 +53,7 @@ impl TokenServiceOptions {
             lifetime_secs: 3600,
             federated_token: None,
             identity_header: None,
+            sign: false,
         }
     }
 }
@@ -69,6 +73,49 @@ pub struct TokenRequest {
 struct Shared {
     options: TokenServiceOptions,
     requests: Mutex<Vec<TokenRequest>>,
+    key: openssl::rsa::Rsa<openssl::pkey::Private>,
+    issuer: Mutex<String>,
+}
+
+/// The `kid` of the service's signing key.
+pub const KEY_ID: &str = "test-signing-key";
+
+fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl Shared {
+    /// The token to hand out for `audience` (a scope without `/.default`, or a resource).
+    fn token_for(&self, audience: &str, subject: &str) -> String {
+        let o = &self.options;
+        if !o.sign {
+            return o.token.clone();
+        }
+        let now = now_secs();
+        let header = json!({"typ": "JWT", "alg": "RS256", "kid": KEY_ID});
+        let issuer = self
+            .issuer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let claims = json!({
+            "aud": audience, "iss": issuer, "sub": subject, "appid": subject,
+            "tid": o.tenant_id, "iat": now, "nbf": now, "exp": now + o.lifetime_secs,
+        });
+        let signing_input = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
+        let key = openssl::pkey::PKey::from_rsa(self.key.clone()).expect("signing key");
+        let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key)
+            .expect("RS256 signer");
+        signer
+            .update(signing_input.as_bytes())
+            .expect("signing input");
+        let signature = signer.sign_to_vec().expect("signature");
+        format!("{signing_input}.{}", b64url(&signature))
+    }
 }
 
 /// A running token service; stops with the test process.
@@ -82,12 +129,16 @@ impl TokenService {
         let shared = Arc::new(Shared {
             options,
             requests: Mutex::default(),
+            key: openssl::rsa::Rsa::generate(2048).expect("an RSA key"),
+            issuer: Mutex::default(),
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the token service");
         listener
             .set_nonblocking(true)
             .expect("nonblocking listener");
         let address = listener.local_addr().expect("its address");
+        *shared.issuer.lock().unwrap_or_else(|e| e.into_inner()) =
+            format!("http://{address}/{}/v2.0", shared.options.tenant_id);
         let state = shared.clone();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -99,6 +150,7 @@ impl TokenService {
                     .route("/{tenant}/oauth2/v2.0/token", post(token))
                     .route("/metadata/identity/oauth2/token", get(imds))
                     .route("/msi/token", get(app_service))
+                    .route("/{tenant}/discovery/v2.0/keys", get(jwks))
                     .with_state(state);
                 let listener =
                     tokio::net::TcpListener::from_std(listener).expect("token service listener");
@@ -112,6 +164,23 @@ impl TokenService {
     /// IMDS host).
     pub fn authority_host(&self) -> String {
         format!("http://{}", self.address)
+    }
+
+    /// The JSON Web Key Set that verifies the signed tokens (Entra's path for it).
+    pub fn jwks_url(&self) -> String {
+        format!(
+            "http://{}/{}/discovery/v2.0/keys",
+            self.address, self.shared.options.tenant_id
+        )
+    }
+
+    /// The `iss` of the signed tokens.
+    pub fn issuer(&self) -> String {
+        self.shared
+            .issuer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// What to put in `IDENTITY_ENDPOINT` (App Service).
@@ -249,10 +318,14 @@ async fn token(
             status,
             json!({"error": error, "error_description": format!("{description}\r\nTrace ID: 00000000-0000-0000-0000-000000000000")}).to_string(),
         ),
-        None => (
-            StatusCode::OK,
-            json!({"token_type": "Bearer", "expires_in": o.lifetime_secs, "ext_expires_in": o.lifetime_secs, "access_token": o.token}).to_string(),
-        ),
+        None => {
+            let audience = field("scope").trim_end_matches("/.default").to_string();
+            let token = state.token_for(&audience, &field("client_id"));
+            (
+                StatusCode::OK,
+                json!({"token_type": "Bearer", "expires_in": o.lifetime_secs, "ext_expires_in": o.lifetime_secs, "access_token": token}).to_string(),
+            )
+        }
     }
 }
 
@@ -314,10 +387,11 @@ fn managed_identity(
         );
     }
     let expires_on = now_secs() + o.lifetime_secs;
+    let token = state.token_for(&resource, &o.client_id);
     (
         StatusCode::OK,
         json!({
-            "access_token": o.token,
+            "access_token": token,
             "expires_in": o.lifetime_secs.to_string(),
             "expires_on": expires_on.to_string(),
             "resource": resource,
@@ -350,4 +424,17 @@ async fn app_service(
         .map(str::to_string);
     let authorized = expected.is_some() && given == expected;
     managed_identity(&state, "app_service", &query, authorized, "2019-08-01")
+}
+
+async fn jwks(State(state): State<Arc<Shared>>) -> impl IntoResponse {
+    let key = &state.key;
+    let body = json!({"keys": [{
+        "kty": "RSA", "use": "sig", "alg": "RS256", "kid": KEY_ID,
+        "n": b64url(&key.n().to_vec()), "e": b64url(&key.e().to_vec()),
+    }]})
+    .to_string();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
 }

@@ -25,6 +25,8 @@ pub const EVENT_HUBS_MAX_REQUEST_BYTES: usize = 1_046_527;
 pub enum Endpoint {
     /// An Event Hubs namespace (or the emulator) reached through its connection string.
     EventHubs(EventHubsEndpoint),
+    /// An Event Hubs namespace reached with Microsoft Entra ID (SASL OAUTHBEARER).
+    EventHubsEntra(EntraEndpoint),
     /// Any Kafka-protocol broker.
     Kafka(KafkaEndpoint),
 }
@@ -59,6 +61,43 @@ impl EventHubsEndpoint {
         self.kafka_endpoint
             .clone()
             .unwrap_or_else(|| self.connection.bootstrap_servers())
+    }
+}
+
+/// An Event Hubs namespace with Microsoft Entra ID: SASL_SSL + OAUTHBEARER on
+/// `<namespace host>:9093`, tokens of scope `https://<namespace host>/.default` from
+/// `tokens` (the credential chain), handed to librdkafka by the clients' context.
+#[derive(Clone)]
+pub struct EntraEndpoint {
+    /// `<namespace>.servicebus.windows.net` (or a sovereign cloud's).
+    pub namespace_host: String,
+    /// As [`EventHubsEndpoint::kafka_endpoint`].
+    pub kafka_endpoint: Option<String>,
+    pub ssl_ca_location: Option<PathBuf>,
+    pub tokens: std::sync::Arc<crate::identity::TokenCache>,
+}
+
+impl std::fmt::Debug for EntraEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EntraEndpoint")
+            .field("namespace_host", &self.namespace_host)
+            .field("kafka_endpoint", &self.kafka_endpoint)
+            .field("ssl_ca_location", &self.ssl_ca_location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EntraEndpoint {
+    /// The token scope for the namespace's Kafka endpoint (not `eventhubs.azure.net`, which
+    /// it refuses with "Invalid tenant name").
+    pub fn scope(namespace_host: &str) -> String {
+        format!("https://{namespace_host}/.default")
+    }
+
+    pub fn bootstrap_servers(&self) -> String {
+        self.kafka_endpoint
+            .clone()
+            .unwrap_or_else(|| format!("{}:9093", self.namespace_host))
     }
 }
 
@@ -149,13 +188,36 @@ pub struct ClientSettings {
 
 impl ClientSettings {
     pub fn is_event_hubs(&self) -> bool {
-        matches!(self.endpoint, Endpoint::EventHubs(_))
+        matches!(
+            self.endpoint,
+            Endpoint::EventHubs(_) | Endpoint::EventHubsEntra(_)
+        )
     }
 
     pub fn bootstrap_servers(&self) -> String {
         match &self.endpoint {
             Endpoint::EventHubs(e) => e.bootstrap_servers(),
+            Endpoint::EventHubsEntra(e) => e.bootstrap_servers(),
             Endpoint::Kafka(k) => k.bootstrap_servers.clone(),
+        }
+    }
+
+    /// The namespace's short name (`myns` of `myns.servicebus.windows.net`); `None` for a
+    /// plain Kafka broker.
+    pub fn namespace(&self) -> Option<String> {
+        let host = match &self.endpoint {
+            Endpoint::EventHubs(e) => e.connection.host().to_string(),
+            Endpoint::EventHubsEntra(e) => e.namespace_host.clone(),
+            Endpoint::Kafka(_) => return None,
+        };
+        host.split('.').next().map(str::to_string)
+    }
+
+    /// Where OAUTHBEARER tokens come from, when the endpoint uses Microsoft Entra ID.
+    pub fn tokens(&self) -> Option<std::sync::Arc<crate::identity::TokenCache>> {
+        match &self.endpoint {
+            Endpoint::EventHubsEntra(e) => Some(e.tokens.clone()),
+            _ => None,
         }
     }
 
@@ -233,6 +295,26 @@ impl ClientSettings {
                     "the whole connection string is the password",
                 );
             }
+            Endpoint::EventHubsEntra(e) => {
+                let why = if e.kafka_endpoint.is_some() {
+                    "from --kafka-endpoint, instead of the namespace's own endpoint"
+                } else {
+                    "the namespace's Kafka endpoint"
+                };
+                p.set(R, "bootstrap.servers", e.bootstrap_servers(), why);
+                p.set(
+                    R,
+                    "security.protocol",
+                    "sasl_ssl",
+                    "Event Hubs accepts only SASL over TLS",
+                );
+                p.set(
+                    R,
+                    "sasl.mechanism",
+                    "OAUTHBEARER",
+                    "Microsoft Entra ID tokens, refreshed by the tool before they expire",
+                );
+            }
             Endpoint::Kafka(k) => {
                 p.set(R, "bootstrap.servers", k.bootstrap_servers.as_str(), "");
                 p.set(
@@ -264,6 +346,7 @@ impl ClientSettings {
         let ca = match &self.endpoint {
             Endpoint::Kafka(k) => k.ssl_ca_location.as_ref(),
             Endpoint::EventHubs(e) => e.ssl_ca_location.as_ref(),
+            Endpoint::EventHubsEntra(e) => e.ssl_ca_location.as_ref(),
         };
         if let Some(ca) = ca {
             p.set(

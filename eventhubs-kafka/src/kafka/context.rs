@@ -5,7 +5,11 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rdkafka::ClientContext;
+use rdkafka::client::OAuthToken;
 use rdkafka::config::RDKafkaLogLevel;
+
+use crate::identity::TokenCache;
+use crate::kafka::config::ClientSettings;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::producer::{DeliveryResult, ProducerContext};
@@ -32,16 +36,21 @@ impl LastError {
 /// does: a producer's delivery reports ([`DeliveryHandler`]), a consumer group's
 /// rebalance and commit handling ([`GroupHandler`]). `()` is the role of clients that only
 /// ask (metadata, offsets, the connection check). The context derefs to its role.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ToolContext<R = ()> {
     pub last_error: LastError,
+    /// Microsoft Entra ID tokens for SASL OAUTHBEARER (`--auth entra`).
+    pub tokens: Option<Arc<TokenCache>>,
     pub role: R,
 }
 
 impl<R> ToolContext<R> {
-    pub fn new(role: R) -> Self {
+    /// The context for a client of `settings`: the token source comes with it, so every
+    /// client the tools create can sign in the same way.
+    pub fn new(settings: &ClientSettings, role: R) -> Self {
         Self {
             last_error: LastError::default(),
+            tokens: settings.tokens(),
             role,
         }
     }
@@ -56,12 +65,48 @@ impl<R> std::ops::Deref for ToolContext<R> {
 }
 
 impl<R: Send + Sync + 'static> ClientContext for ToolContext<R> {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         log_librdkafka(&self.last_error, level, facility, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         record_and_log_error(&self.last_error, error, reason);
+    }
+
+    /// librdkafka asks when it has no token or 80% of the last one's life is gone; the
+    /// cache answers from memory while its token has more than five minutes left, else asks
+    /// the credential. The lifetime librdkafka wants is an absolute time (epoch ms). A
+    /// failure is kept as the last error, so a connection check reports the credential's
+    /// reason instead of a timeout.
+    fn generate_oauth_token(
+        &self,
+        _config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        let Some(tokens) = &self.tokens else {
+            return Err(
+                "SASL OAUTHBEARER needs Microsoft Entra ID: use --auth entra with --namespace"
+                    .into(),
+            );
+        };
+        let token = tokens.token().map_err(|e| {
+            let message = format!("getting a Microsoft Entra ID token: {e}");
+            self.last_error.record(message.clone());
+            tracing::error!("{message}");
+            message
+        })?;
+        let lifetime_ms = token
+            .expires_on
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default();
+        Ok(OAuthToken {
+            token: token.token.expose().to_string(),
+            // The broker takes the principal from the token; this is only librdkafka's label.
+            principal_name: "entra-id".to_string(),
+            lifetime_ms,
+        })
     }
 }
 

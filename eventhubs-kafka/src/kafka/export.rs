@@ -261,6 +261,10 @@ pub enum ExportError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "config-export does not write Microsoft Entra ID (OAUTHBEARER) configurations yet: other tools need their own token setup (librdkafka's sasl.oauthbearer.method=oidc, Kafka's OIDC login callback handler); export with a connection string, or configure those by hand"
+    )]
+    EntraNotExported,
 }
 
 /// Resolve the configuration `kind` would use and write it out.
@@ -272,6 +276,9 @@ pub fn run_export(
     let settings = args
         .kafka
         .client_settings(&format!("eventhubs-kafka-{tool}"))?;
+    if settings.tokens().is_some() {
+        return Err(ExportError::EntraNotExported);
+    }
     let kind = match args.format {
         ExportFormat::Kcat => super::config::ClientKind::Admin { group_id: None },
         _ => kind,

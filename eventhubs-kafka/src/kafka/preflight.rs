@@ -44,7 +44,7 @@ pub fn describe_topic(
     topic: &str,
     timeout: Duration,
 ) -> Result<Option<TopicInfo>, PreflightError> {
-    let context = ToolContext::new(());
+    let context = ToolContext::new(settings, ());
     let probe: ThreadedProducer<ToolContext> = settings
         .properties(&ClientKind::Admin { group_id: None })
         .client_config()

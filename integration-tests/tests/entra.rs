@@ -1,0 +1,192 @@
+//! Microsoft Entra ID on the Kafka endpoint: producer, consumer and `consumer lag` sign in
+//! with SASL OAUTHBEARER and tokens from the credential chain (here a client secret against
+//! test-support's token service, which signs RS256 JWTs), and Apache Kafka's OAUTHBEARER
+//! listener validates them as Event Hubs does: signature against the JWKS, expiry, audience.
+//! Tokens live 12 s and the broker makes every connection sign in again every 10 s, so a
+//! run that did not refresh its token would be cut off.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::summary;
+use test_support::json_lines as json_lines_of;
+use test_support::{
+    Listener, PrivateKafka, TOOL_ENV, TokenService, TokenServiceOptions, bin, stderr, unique,
+};
+
+const AUDIENCE: &str = "https://ns1.servicebus.windows.net";
+
+struct Setup {
+    service: TokenService,
+    kafka: PrivateKafka,
+}
+
+fn setup() -> Setup {
+    let service = TokenService::start(TokenServiceOptions {
+        sign: true,
+        lifetime_secs: 12,
+        ..TokenServiceOptions::client_secret("tenant-1", "app-1", "client-secret-value", "")
+    });
+    let kafka = PrivateKafka::start_with_oauth(&service.jwks_url(), AUDIENCE);
+    Setup { service, kafka }
+}
+
+/// A tool signing in as the application of the token service, to namespace `namespace`.
+fn entra_tool(setup: &Setup, name: &str, namespace: &str) -> Command {
+    let info = setup.kafka.info();
+    let mut cmd = Command::new(bin(name));
+    for var in TOOL_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.env("EVENTHUB_NAMESPACE", namespace)
+        .env(
+            "EVENTHUB_KAFKA_ENDPOINT",
+            info.oauth.as_deref().expect("an OAUTHBEARER listener"),
+        )
+        .env("KAFKA_SSL_CA_LOCATION", &info.ca_file)
+        .env("AZURE_TENANT_ID", "tenant-1")
+        .env("AZURE_CLIENT_ID", "app-1")
+        .env("AZURE_CLIENT_SECRET", "client-secret-value")
+        .env("AZURE_AUTHORITY_HOST", setup.service.authority_host())
+        // The chain's later sources stay on this machine: IMDS at a closed loopback port.
+        .env("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:9")
+        .env("RUST_LOG", "info");
+    cmd
+}
+
+/// One broker (a JVM) for all the cases.
+#[test]
+fn entra_id_on_the_kafka_endpoint() {
+    let setup = setup();
+    tools_sign_in_and_refresh_their_tokens(&setup);
+    a_token_for_another_namespace_is_refused_with_the_brokers_reason(&setup);
+    a_failing_credential_is_reported_with_every_sources_reason(&setup);
+}
+
+fn tools_sign_in_and_refresh_their_tokens(setup: &Setup) {
+    let topic = unique("entra");
+    setup
+        .kafka
+        .broker(Listener::Plaintext)
+        .create_topic(&topic, 2);
+
+    let out = entra_tool(setup, "producer", "ns1")
+        .args(["--topic", &topic, "--generate", "500", "--summary-json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        summary(&out)["sent"].as_u64(),
+        Some(500),
+        "{}",
+        stderr(&out)
+    );
+
+    // Read half, then sit idle past two token lifetimes and re-authentications, then the rest.
+    let group = unique("g");
+    let started = Instant::now();
+    let out = entra_tool(setup, "consumer", "ns1")
+        .args(["--topic", &topic, "--group", &group, "--max-events", "250"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json_lines_of(&out).len(), 250);
+    let out = entra_tool(setup, "consumer", "ns1")
+        .args([
+            "--topic",
+            &topic,
+            "--group",
+            &group,
+            "--idle-timeout",
+            "30s",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json_lines_of(&out).len(), 250, "{}", stderr(&out));
+    assert!(started.elapsed() > Duration::from_secs(30));
+    let log = stderr(&out);
+    assert!(!log.contains("Authentication failed"), "{log}");
+
+    let out = entra_tool(setup, "consumer", "ns1")
+        .args(["lag", "--json", "--group", &group, "--topic", &topic])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(common::total_committed(&json_lines_of(&out)[0]), 500);
+
+    // Tokens were asked for the namespace's scope, and again as they aged (the idle
+    // consumer alone lived through more than two 12 s lifetimes).
+    let requests = setup.service.requests();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.scope == format!("{AUDIENCE}/.default") && r.granted),
+        "{requests:?}"
+    );
+    assert!(
+        requests.len() >= 6,
+        "tokens refreshed: {} requests",
+        requests.len()
+    );
+}
+
+fn a_token_for_another_namespace_is_refused_with_the_brokers_reason(setup: &Setup) {
+    let topic = unique("entra");
+    setup
+        .kafka
+        .broker(Listener::Plaintext)
+        .create_topic(&topic, 1);
+    let started = Instant::now();
+    let out = entra_tool(setup, "producer", "ns2")
+        .args([
+            "--topic",
+            &topic,
+            "--generate",
+            "10",
+            "--connect-timeout",
+            "20s",
+        ])
+        .output()
+        .unwrap();
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    // Kafka's validator answers `invalid_token` (Event Hubs words it its own way).
+    assert!(
+        log.contains("SASL authentication error") && log.contains("invalid_token"),
+        "{log}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "not fast: {log}"
+    );
+    assert!(!log.contains("client-secret-value"), "{log}");
+}
+
+fn a_failing_credential_is_reported_with_every_sources_reason(setup: &Setup) {
+    let topic = unique("entra");
+    setup
+        .kafka
+        .broker(Listener::Plaintext)
+        .create_topic(&topic, 1);
+    let out = entra_tool(setup, "producer", "ns1")
+        .env("AZURE_CLIENT_SECRET", "wrong-secret")
+        .env("PATH", "/nonexistent")
+        .args([
+            "--topic",
+            &topic,
+            "--generate",
+            "10",
+            "--connect-timeout",
+            "10s",
+        ])
+        .output()
+        .unwrap();
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert!(log.contains("AADSTS7000215"), "{log}");
+    assert!(log.contains("`az` is not on PATH"), "{log}");
+    assert!(!log.contains("wrong-secret"), "{log}");
+}
