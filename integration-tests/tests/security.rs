@@ -42,7 +42,10 @@ fn wrong_password_fails_fast_with_a_clear_message() {
         err.contains("authenticat") || err.contains("Authenticat"),
         "{err}"
     );
-    assert!(err.contains("Check the address, the credentials"), "{err}");
+    assert!(
+        err.contains("refused the connection") && err.contains("Check the credentials"),
+        "{err}"
+    );
     assert!(
         !err.contains("wrong-password-value"),
         "password echoed: {err}"

@@ -20,6 +20,12 @@ pub enum PreflightError {
         timeout: Duration,
         cause: String,
     },
+    /// The broker answered, and said no (credentials, a token's audience, TLS trust): no use
+    /// waiting out the timeout.
+    #[error(
+        "{bootstrap} refused the connection: {cause}. Check the credentials (for Entra ID: the namespace and the principal's roles) and the CA"
+    )]
+    Refused { bootstrap: String, cause: String },
     #[error("{0}")]
     MissingTopic(String),
     #[error("cannot create the Kafka client for the connection check: {0}")]
@@ -64,8 +70,13 @@ pub fn describe_topic(
             Ok(metadata) => break metadata,
             Err(e) => {
                 let cause = last_error.take();
-                let definite = cause.as_deref().is_some_and(is_definite_failure);
-                if definite || Instant::now() >= deadline {
+                if let Some(cause) = cause.as_deref().filter(|c| is_definite_failure(c)) {
+                    return Err(PreflightError::Refused {
+                        bootstrap: bootstrap.to_string(),
+                        cause: cause.to_string(),
+                    });
+                }
+                if Instant::now() >= deadline {
                     return Err(PreflightError::Unreachable {
                         bootstrap: bootstrap.to_string(),
                         timeout,
