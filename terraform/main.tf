@@ -48,9 +48,9 @@ resource "azurerm_eventhub_namespace" "main" {
   capacity             = var.eventhubs_capacity
   minimum_tls_version  = "1.2"
   auto_inflate_enabled = false
-  # SAS keys are how the Kafka clients authenticate (connection strings); Entra ID roles
-  # below are for those who prefer it.
-  local_authentication_enabled = true
+  # SAS keys (connection strings) unless turned off: then only Microsoft Entra ID signs in
+  # (`--namespace`, with the data roles below on the namespace).
+  local_authentication_enabled = var.local_authentication_enabled
   tags                         = var.tags
 
   identity {
@@ -115,6 +115,7 @@ resource "azurerm_eventhub_consumer_group" "groups" {
 # Least privilege: the producer can only send, the consumer can only listen, and both only
 # on this event hub. The namespace's root key is never output.
 resource "azurerm_eventhub_authorization_rule" "producer" {
+  count               = var.local_authentication_enabled ? 1 : 0
   name                = "producer-send"
   namespace_name      = azurerm_eventhub_namespace.main.name
   eventhub_name       = azurerm_eventhub.telemetry.name
@@ -125,6 +126,7 @@ resource "azurerm_eventhub_authorization_rule" "producer" {
 }
 
 resource "azurerm_eventhub_authorization_rule" "consumer" {
+  count               = var.local_authentication_enabled ? 1 : 0
   name                = "consumer-listen"
   namespace_name      = azurerm_eventhub_namespace.main.name
   eventhub_name       = azurerm_eventhub.telemetry.name

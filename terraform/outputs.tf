@@ -3,20 +3,25 @@ output "kafka_bootstrap_server" {
   value       = "${azurerm_eventhub_namespace.main.name}.servicebus.windows.net:9093"
 }
 
+output "namespace" {
+  description = "EVENTHUB_NAMESPACE for Microsoft Entra ID (--namespace)."
+  value       = azurerm_eventhub_namespace.main.name
+}
+
 output "topic_name" {
   description = "EVENTHUB_NAME: the event hub, i.e. the Kafka topic."
   value       = azurerm_eventhub.telemetry.name
 }
 
 output "producer_connection_string" {
-  description = "EVENTHUB_CONNECTION_STRING for the producer: send only, this event hub only."
-  value       = azurerm_eventhub_authorization_rule.producer.primary_connection_string
+  description = "EVENTHUB_CONNECTION_STRING for the producer: send only, this event hub only (null with local authentication off)."
+  value       = one(azurerm_eventhub_authorization_rule.producer[*].primary_connection_string)
   sensitive   = true
 }
 
 output "consumer_connection_string" {
-  description = "EVENTHUB_CONNECTION_STRING for the consumer: listen only, this event hub only."
-  value       = azurerm_eventhub_authorization_rule.consumer.primary_connection_string
+  description = "EVENTHUB_CONNECTION_STRING for the consumer: listen only, this event hub only (null with local authentication off)."
+  value       = one(azurerm_eventhub_authorization_rule.consumer[*].primary_connection_string)
   sensitive   = true
 }
 

@@ -57,6 +57,12 @@ variable "eventhubs_capacity" {
   }
 }
 
+variable "local_authentication_enabled" {
+  description = "SAS keys (connection strings) on the namespace. false: Microsoft Entra ID only, as Microsoft recommends; no authorization rules are created and the tools sign in with --namespace and the principals' data roles (sender_principal_ids, receiver_principal_ids)."
+  type        = bool
+  default     = true
+}
+
 variable "event_hub_name" {
   description = "The event hub (Kafka topic) the tools use."
   type        = string

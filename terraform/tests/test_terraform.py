@@ -315,3 +315,17 @@ def test_provider_needs_no_storage_data_roles_and_takes_a_subscription():
     assert "storage_use_azuread" not in provider
     assert provider["subscription_id"] == "${var.subscription_id}"
     assert DEFAULTS["subscription_id"] is None  # ARM_SUBSCRIPTION_ID, else the CLI's
+
+
+def test_local_authentication_can_be_turned_off_and_then_no_sas_rule_exists():
+    ns = resource("azurerm_eventhub_namespace", "main")
+    assert ns["local_authentication_enabled"] == "${var.local_authentication_enabled}"
+    assert DEFAULTS["local_authentication_enabled"] is True
+    for name in ("producer", "consumer"):
+        rule = resource("azurerm_eventhub_authorization_rule", name)
+        assert evaluate(rule["count"], dict(DEFAULTS)) == 1
+        assert evaluate(rule["count"], dict(DEFAULTS, local_authentication_enabled=False)) == 0
+        output = OUTPUTS[f"{name}_connection_string"]
+        assert output["value"].startswith("${one("), output  # null, not an error, without the rule
+        assert output["sensitive"] is True
+    assert OUTPUTS["namespace"]["value"] == "${azurerm_eventhub_namespace.main.name}"
