@@ -35,6 +35,20 @@ def measure(cmd, env=None):
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mib": usage.ru_maxrss / 1024}
 
 
+def medians(runs):
+    """Per contender: the median run by wall time, the median CPU, the largest peak RSS and
+    every run's wall time."""
+    results = {}
+    for name, rs in runs.items():
+        by_wall = sorted(rs, key=lambda r: r["wall"])
+        median = dict(by_wall[len(by_wall) // 2])
+        median["cpu"] = sorted(r["cpu"] for r in rs)[len(rs) // 2]
+        median["rss_mib"] = max(r["rss_mib"] for r in rs)
+        median["walls"] = [round(r["wall"], 2) for r in rs]
+        results[name] = median
+    return results
+
+
 def make_payloads(path, schema_file):
     from fastavro import schemaless_writer
     from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
@@ -122,14 +136,7 @@ def main():
         runs["consumer_ours"].append(measure([consumer, "--topic", ours_topic, "--group", f"bench-{uuid.uuid4().hex}",
                                               "--max-events", str(N), "--output", "none", "--idle-timeout", "60s"], env))
         runs["consumer_py"].append(measure(me + ["py-consume", bootstrap, ours_topic], env))
-    results = {}
-    for name, rs in runs.items():
-        by_wall = sorted(rs, key=lambda r: r["wall"])
-        median = dict(by_wall[len(by_wall) // 2])
-        median["cpu"] = sorted(r["cpu"] for r in rs)[len(rs) // 2]
-        median["rss_mib"] = max(r["rss_mib"] for r in rs)
-        median["walls"] = [round(r["wall"], 2) for r in rs]
-        results[name] = median
+    results = medians(runs)
     mb = payload_bytes / N * N / 1e6
     print()
     print(f"{N:,} events, {payload_bytes / N:.0f} bytes each on average; median of {ROUNDS} alternating runs (peak RSS: the largest)")

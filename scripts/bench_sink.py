@@ -16,19 +16,11 @@ import sys
 import time
 import uuid
 
+# Measured and summarised the way scripts/bench does it (same directory).
+from bench import measure, medians
+
 N = int(os.environ.get("BENCH_EVENTS", "1000000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
-
-
-def measure(cmd, env):
-    start = time.monotonic()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - start
-    err = proc.stderr.read().decode(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd[:2])} failed: {err[-2000:]}")
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mib": usage.ru_maxrss / 1024}
 
 
 def psql(url, sql):
@@ -76,14 +68,7 @@ def main():
         runs["loader_postgres"].append(measure([loader, "load", capture, "--db", f"{base}/{db}"], env))
         drop(admin, db)
         subprocess.run(["rm", "-rf", capture], check=True)
-    results = {}
-    for name, rs in runs.items():
-        by_wall = sorted(rs, key=lambda r: r["wall"])
-        median = dict(by_wall[len(by_wall) // 2])
-        median["cpu"] = sorted(r["cpu"] for r in rs)[len(rs) // 2]
-        median["rss_mib"] = max(r["rss_mib"] for r in rs)
-        median["walls"] = [round(r["wall"], 2) for r in rs]
-        results[name] = median
+    results = medians(runs)
     print()
     print(f"{N:,} events, 4 partitions; median of {ROUNDS} alternating runs (peak RSS: the largest)")
     print(f"{'':22}{'events/s':>12}{'seconds':>10}{'CPU s/M ev':>12}{'peak RSS MiB':>14}")

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::write_events;
+use common::{event_ids, set, write_events};
 use rdkafka::mocking::{MockCluster, MockCoordinator};
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
@@ -49,6 +49,17 @@ fn producer(cluster: &Mock, topic: &str, input: &std::path::Path, extra: &[&str]
     cmd
 }
 
+/// A producer run that delivered all `count` events and failed none.
+fn all_delivered(out: &Output, count: u64) {
+    assert!(out.status.success(), "{}", stderr(out));
+    let s = summary(out);
+    assert_eq!(
+        (s["sent"].as_u64(), s["failed"].as_u64()),
+        (Some(count), Some(0)),
+        "{s}"
+    );
+}
+
 fn summary(out: &Output) -> Value {
     json_lines(out)
         .pop()
@@ -75,10 +86,7 @@ fn read_all(cluster: &Mock, topic: &str, group: &str, count: usize, idle: &str) 
 
 /// Every event exactly once, and each sensor's events in the order they were sent.
 fn exactly_once_in_order(lines: &[Value], ids: &[String]) {
-    let got: Vec<String> = lines
-        .iter()
-        .map(|l| l["value"]["event_id"].as_str().unwrap().to_string())
-        .collect();
+    let got = event_ids(lines);
     let unique: BTreeSet<&String> = got.iter().collect();
     assert_eq!(unique.len(), got.len(), "duplicates in the topic");
     assert_eq!(
@@ -179,13 +187,7 @@ fn transient_produce_errors_are_retried_invisibly_in_order_without_duplicates() 
         ],
     );
     let out = producer(&cluster, &topic, &input, &[]).output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let s = summary(&out);
-    assert_eq!(
-        (s["sent"].as_u64(), s["failed"].as_u64()),
-        (Some(5000), Some(0)),
-        "{s}"
-    );
+    all_delivered(&out, 5000);
     let read = read_all(&cluster, &topic, &unique("g"), 5000, "10s");
     assert!(read.status.success(), "{}", stderr(&read));
     exactly_once_in_order(&json_lines(&read), &ids);
@@ -249,13 +251,7 @@ fn a_broker_down_and_leaders_moving_during_production_lose_and_duplicate_nothing
             .unwrap();
     }
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let s = summary(&out);
-    assert_eq!(
-        (s["sent"].as_u64(), s["failed"].as_u64()),
-        (Some(6000), Some(0)),
-        "{s}"
-    );
+    all_delivered(&out, 6000);
     let read = read_all(&cluster, &topic, &unique("g"), 6000, "10s");
     assert!(read.status.success(), "{}", stderr(&read));
     exactly_once_in_order(&json_lines(&read), &ids);
@@ -312,11 +308,7 @@ fn a_broker_down_and_back_during_consumption_resumes_without_skipping() {
     let last = watcher.join().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let lines = json_lines(&out);
-    let got: BTreeSet<String> = lines
-        .iter()
-        .map(|l| l["value"]["event_id"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(got, ids.iter().cloned().collect::<BTreeSet<_>>());
+    assert_eq!(set(&event_ids(&lines)), set(&ids));
     assert_eq!(
         lines.len(),
         6000,
@@ -468,13 +460,8 @@ fn throttling_delays_show_in_latency_and_lag_and_nothing_times_out() {
     let dir = tempfile::tempdir().unwrap();
     let (input, ids) = write_events(dir.path(), 3000, 30);
     let out = producer(&cluster, &topic, &input, &[]).output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    all_delivered(&out, 3000);
     let s = summary(&out);
-    assert_eq!(
-        (s["sent"].as_u64(), s["failed"].as_u64()),
-        (Some(3000), Some(0)),
-        "{s}"
-    );
     assert!(s["latency_ms"]["p50"].as_f64().unwrap() >= 400.0, "{s}");
     let group = unique("g");
     let read = read_all(&cluster, &topic, &group, 1000, "20s");
@@ -484,11 +471,7 @@ fn throttling_delays_show_in_latency_and_lag_and_nothing_times_out() {
     // And a whole read, slowed but complete.
     let read = read_all(&cluster, &topic, &unique("g"), 3000, "20s");
     assert!(read.status.success(), "{}", stderr(&read));
-    let got: BTreeSet<String> = json_lines(&read)
-        .iter()
-        .map(|l| l["value"]["event_id"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(got, ids.iter().cloned().collect::<BTreeSet<_>>());
+    assert_eq!(set(&event_ids(&json_lines(&read))), set(&ids));
 }
 
 /// Wanted: the group coordinator moving to another broker in the middle of a stream (Event
@@ -515,24 +498,21 @@ fn a_moving_group_coordinator_neither_rewinds_nor_skips() {
     }
     let running = Arc::new(AtomicBool::new(true));
     let watcher = watch_commits(&cluster, group.clone(), topic.clone(), running.clone());
-    let member = || {
-        tool("consumer", &cluster)
-            .args([
-                "--topic",
-                &topic,
-                "--group",
-                &group,
-                "--idle-timeout",
-                "15s",
-            ])
-            .args(["--commit-interval", "100ms"])
-            .args(["-X", "max.partition.fetch.bytes=20000"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let members = vec![member()];
+    let child = tool("consumer", &cluster)
+        .args([
+            "--topic",
+            &topic,
+            "--group",
+            &group,
+            "--idle-timeout",
+            "15s",
+        ])
+        .args(["--commit-interval", "100ms"])
+        .args(["-X", "max.partition.fetch.bytes=20000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let started = Instant::now();
     // After the group's first join (the mock takes about 3.5 s): moving it while a JoinGroup
     // is pending stalls that join in the mock for the request timeout (minutes), a quirk of
@@ -543,25 +523,17 @@ fn a_moving_group_coordinator_neither_rewinds_nor_skips() {
             .coordinator(MockCoordinator::Group(group.clone()), broker)
             .unwrap();
     }
-    let outs: Vec<Output> = members
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let out = child.wait_with_output().unwrap();
     running.store(false, Ordering::Relaxed);
     let last = watcher.join().unwrap();
-    let logs: Vec<String> = outs.iter().map(stderr).collect();
-    let mut got = BTreeSet::new();
-    for out in &outs {
-        assert!(out.status.success(), "{logs:?}");
-        for l in json_lines(out) {
-            got.insert(l["value"]["event_id"].as_str().unwrap().to_string());
-        }
-    }
-    assert_eq!(got.len(), ids.len(), "events skipped: {logs:?}");
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    let got = set(&event_ids(&json_lines(&out)));
+    assert_eq!(got.len(), ids.len(), "events skipped: {log}");
     assert!(!last.is_empty(), "commits were observed during the run");
     assert_eq!(
         common::total_committed(&lag(&cluster, &group, &topic)),
         8000,
-        "{logs:?}"
+        "{log}"
     );
 }
