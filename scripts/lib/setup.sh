@@ -6,6 +6,17 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 log() { printf '==> %s\n' "$*" >&2; }
 
+# Fail early, with the figures, when the disk holding the project has less than $1 GB free.
+check_free_disk() {
+    local need_gb=$1 free_kb
+    free_kb=$(df -Pk . | awk 'NR == 2 { print $4 }')
+    log "free disk: $((free_kb / 1024 / 1024)) GB (need about ${need_gb} GB)"
+    if [ "$free_kb" -lt $((need_gb * 1024 * 1024)) ]; then
+        log "not enough free disk for a build and test run; free some (cargo clean, old clones) and retry"
+        exit 1
+    fi
+}
+
 # Debian packages: openssl (test certificates), what librdkafka's build needs, Python.
 ensure_system_packages() {
     local missing=()
