@@ -3,7 +3,9 @@
 //! test-support's token service, which signs RS256 JWTs), and Apache Kafka's OAUTHBEARER
 //! listener validates them as Event Hubs does: signature against the JWKS, expiry, audience.
 //! Tokens live 12 s and the broker makes every connection sign in again every 10 s, so a
-//! run that did not refresh its token would be cut off.
+//! run that did not refresh its token would be cut off. Every source of the chain (client
+//! secret, workload identity, App Service and IMDS managed identity, Azure CLI) signs in end
+//! to end.
 
 mod common;
 
@@ -17,6 +19,7 @@ use test_support::{
 };
 
 const AUDIENCE: &str = "https://ns1.servicebus.windows.net";
+const FEDERATED_TOKEN: &str = "federated-token-1";
 
 struct Setup {
     service: TokenService,
@@ -27,6 +30,8 @@ fn setup() -> Setup {
     let service = TokenService::start(TokenServiceOptions {
         sign: true,
         lifetime_secs: 12,
+        federated_token: Some(FEDERATED_TOKEN.into()),
+        identity_header: Some("identity-header-value".into()),
         ..TokenServiceOptions::client_secret("tenant-1", "app-1", "client-secret-value", "")
     });
     let kafka = PrivateKafka::start_with_oauth(&service.jwks_url(), AUDIENCE);
@@ -61,6 +66,7 @@ fn entra_tool(setup: &Setup, name: &str, namespace: &str) -> Command {
 fn entra_id_on_the_kafka_endpoint() {
     let setup = setup();
     tools_sign_in_and_refresh_their_tokens(&setup);
+    every_credential_source_signs_in(&setup);
     a_token_for_another_namespace_is_refused_with_the_brokers_reason(&setup);
     a_failing_credential_is_reported_with_every_sources_reason(&setup);
 }
@@ -131,6 +137,84 @@ fn tools_sign_in_and_refresh_their_tokens(setup: &Setup) {
         "tokens refreshed: {} requests",
         requests.len()
     );
+}
+
+/// Each source of the chain alone (the variables of the others removed) produces and
+/// consumes; the token service saw only that source's requests, for the namespace's scope.
+fn every_credential_source_signs_in(setup: &Setup) {
+    let dir = tempfile::tempdir().unwrap();
+    let federated = dir.path().join("federated-token");
+    std::fs::write(&federated, FEDERATED_TOKEN).unwrap();
+    setup.service.install_fake_az(dir.path());
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let without_secret = ["AZURE_CLIENT_SECRET"];
+    let without_app = ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"];
+    let sources: [(&str, &[&str], Vec<(&str, String)>); 4] = [
+        (
+            "workload_identity",
+            &without_secret,
+            vec![("AZURE_FEDERATED_TOKEN_FILE", federated.display().to_string())],
+        ),
+        (
+            "app_service",
+            &without_app,
+            vec![
+                ("IDENTITY_ENDPOINT", setup.service.identity_endpoint()),
+                ("IDENTITY_HEADER", "identity-header-value".into()),
+            ],
+        ),
+        (
+            "imds",
+            &without_app,
+            vec![(
+                "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+                setup.service.authority_host(),
+            )],
+        ),
+        // IMDS stays at the closed port: the chain falls through to the CLI.
+        ("azure_cli", &without_app, vec![("PATH", path)]),
+    ];
+    for (kind, removed, added) in sources {
+        let topic = unique("entra");
+        setup
+            .kafka
+            .broker(Listener::Plaintext)
+            .create_topic(&topic, 1);
+        let before = setup.service.requests().len();
+        let tool = |name: &str| {
+            let mut cmd = entra_tool(setup, name, "ns1");
+            for var in removed {
+                cmd.env_remove(var);
+            }
+            cmd.envs(added.iter().map(|(k, v)| (k, v)));
+            cmd
+        };
+        let out = tool("producer")
+            .args(["--topic", &topic, "--generate", "20", "--summary-json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{kind}: {}", stderr(&out));
+        assert_eq!(summary(&out)["sent"].as_u64(), Some(20), "{kind}");
+        let out = tool("consumer")
+            .args(["--topic", &topic, "--group", &unique("g"), "--max-events", "20"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{kind}: {}", stderr(&out));
+        assert_eq!(json_lines_of(&out).len(), 20, "{kind}");
+
+        let requests = &setup.service.requests()[before..];
+        assert!(!requests.is_empty(), "{kind}: no token requested");
+        for r in requests {
+            assert_eq!(r.kind, kind, "{requests:?}");
+            assert!(r.granted, "{requests:?}");
+            // Managed identity endpoints take a resource, the others a scope.
+            assert_eq!(r.scope.trim_end_matches("/.default"), AUDIENCE, "{r:?}");
+        }
+    }
 }
 
 fn a_token_for_another_namespace_is_refused_with_the_brokers_reason(setup: &Setup) {

@@ -5,7 +5,9 @@
 //! - `GET /metadata/identity/oauth2/token` (IMDS, header `Metadata: true`, api-version
 //!   2018-02-01): the managed identity's token, `expires_in`/`expires_on` as strings;
 //! - `GET /msi/token` (App Service / Functions, header `X-IDENTITY-HEADER`, api-version
-//!   2019-08-01): the same with `expires_on` in epoch seconds.
+//!   2019-08-01): the same with `expires_on` in epoch seconds;
+//! - `GET /cli/token?scope=…`: what `az account get-access-token` prints, for the fake `az`
+//!   that [`TokenService::install_fake_az`] writes (the test's signed-in user).
 //!
 //! It issues the token it was given, so a test can make a server (a PostgreSQL role's
 //! password) accept exactly that token.
@@ -150,6 +152,7 @@ impl TokenService {
                     .route("/{tenant}/oauth2/v2.0/token", post(token))
                     .route("/metadata/identity/oauth2/token", get(imds))
                     .route("/msi/token", get(app_service))
+                    .route("/cli/token", get(azure_cli))
                     .route("/{tenant}/discovery/v2.0/keys", get(jwks))
                     .with_state(state);
                 let listener =
@@ -186,6 +189,29 @@ impl TokenService {
     /// What to put in `IDENTITY_ENDPOINT` (App Service).
     pub fn identity_endpoint(&self) -> String {
         format!("http://{}/msi/token", self.address)
+    }
+
+    /// Writes an executable `az` into `dir` that answers `az account get-access-token
+    /// --scope S` with a token of this service (request kind `azure_cli`), as the real CLI
+    /// prints it. It runs on python3, which the test setup installs.
+    pub fn install_fake_az(&self, dir: &std::path::Path) {
+        use std::os::unix::fs::PermissionsExt;
+        let script = format!(
+            r#"#!/usr/bin/env python3
+import sys, urllib.parse, urllib.request
+args = sys.argv[1:]
+if args[:2] != ["account", "get-access-token"] or "--scope" not in args:
+    sys.exit("ERROR: unexpected arguments: " + " ".join(args))
+scope = args[args.index("--scope") + 1]
+url = "http://{address}/cli/token?scope=" + urllib.parse.quote(scope, safe="")
+sys.stdout.write(urllib.request.urlopen(url, timeout=10).read().decode())
+"#,
+            address = self.address
+        );
+        let path = dir.join("az");
+        std::fs::write(&path, script).expect("write the fake az");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("make the fake az executable");
     }
 
     pub fn requests(&self) -> Vec<TokenRequest> {
@@ -424,6 +450,36 @@ async fn app_service(
         .map(str::to_string);
     let authorized = expected.is_some() && given == expected;
     managed_identity(&state, "app_service", &query, authorized, "2019-08-01")
+}
+
+/// The signed-in user's token as `az account get-access-token -o json` prints it (the
+/// local-time `expiresOn` left out: `expires_on`, epoch seconds, is what CLI 2.54 and later
+/// add and what is read first).
+async fn azure_cli(State(state): State<Arc<Shared>>, uri: axum::http::Uri) -> impl IntoResponse {
+    let query = query_map(&uri);
+    let scope = query.get("scope").cloned().unwrap_or_default();
+    let o = &state.options;
+    state
+        .requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(TokenRequest {
+            kind: "azure_cli",
+            tenant: o.tenant_id.clone(),
+            client_id: String::new(),
+            scope: scope.clone(),
+            granted: true,
+        });
+    let expires_on = now_secs() + o.lifetime_secs;
+    let token = state.token_for(scope.trim_end_matches("/.default"), "cli-user");
+    json!({
+        "accessToken": token,
+        "expires_on": expires_on,
+        "subscription": "00000000-0000-0000-0000-000000000000",
+        "tenant": o.tenant_id,
+        "tokenType": "Bearer",
+    })
+    .to_string()
 }
 
 async fn jwks(State(state): State<Arc<Shared>>) -> impl IntoResponse {
