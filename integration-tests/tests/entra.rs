@@ -67,6 +67,7 @@ fn entra_id_on_the_kafka_endpoint() {
     let setup = setup();
     tools_sign_in_and_refresh_their_tokens(&setup);
     every_credential_source_signs_in(&setup);
+    exported_files_let_other_clients_get_their_own_tokens(&setup);
     a_token_for_another_namespace_is_refused_with_the_brokers_reason(&setup);
     a_failing_credential_is_reported_with_every_sources_reason(&setup);
 }
@@ -157,7 +158,10 @@ fn every_credential_source_signs_in(setup: &Setup) {
         (
             "workload_identity",
             &without_secret,
-            vec![("AZURE_FEDERATED_TOKEN_FILE", federated.display().to_string())],
+            vec![(
+                "AZURE_FEDERATED_TOKEN_FILE",
+                federated.display().to_string(),
+            )],
         ),
         (
             "app_service",
@@ -200,7 +204,14 @@ fn every_credential_source_signs_in(setup: &Setup) {
         assert!(out.status.success(), "{kind}: {}", stderr(&out));
         assert_eq!(summary(&out)["sent"].as_u64(), Some(20), "{kind}");
         let out = tool("consumer")
-            .args(["--topic", &topic, "--group", &unique("g"), "--max-events", "20"])
+            .args([
+                "--topic",
+                &topic,
+                "--group",
+                &unique("g"),
+                "--max-events",
+                "20",
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "{kind}: {}", stderr(&out));
@@ -215,6 +226,208 @@ fn every_credential_source_signs_in(setup: &Setup) {
             assert_eq!(r.scope.trim_end_matches("/.default"), AUDIENCE, "{r:?}");
         }
     }
+}
+
+/// Python's confluent-kafka with nothing but `file` (librdkafka properties): the number of
+/// events it reads from `topic` under a group of its own, up to `want`.
+fn python_reads(file: &std::path::Path, topic: &str, want: usize) -> std::process::Output {
+    let script = r##"
+import sys, uuid
+from confluent_kafka import Consumer
+conf = {}
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if line and not line.startswith("#"):
+        k, v = line.split("=", 1)
+        conf[k] = v
+conf.update({"group.id": "py-" + uuid.uuid4().hex, "auto.offset.reset": "earliest"})
+topic, want = sys.argv[2], int(sys.argv[3])
+reader = Consumer(conf)
+reader.subscribe([topic])
+n = 0
+for _ in range(60):
+    for m in reader.consume(100, 1.0):
+        if m.error():
+            print(m.error(), file=sys.stderr)
+        else:
+            n += 1
+    if n >= want:
+        break
+reader.close()
+print(n)
+"##;
+    Command::new("python3")
+        .args(["-c", script])
+        .arg(file)
+        .arg(topic)
+        .arg(want.to_string())
+        .output()
+        .unwrap()
+}
+
+/// `config-export` with Entra ID: librdkafka (Python's confluent-kafka) signs in with the
+/// client secret through its own OIDC client and with the managed identity through its
+/// `azure_imds` method, Kafka's console consumer with its OIDC login handler; a source no
+/// other client can use is named in the file.
+fn exported_files_let_other_clients_get_their_own_tokens(setup: &Setup) {
+    let topic = unique("entra-export");
+    setup
+        .kafka
+        .broker(Listener::Plaintext)
+        .create_topic(&topic, 2);
+    let out = entra_tool(setup, "producer", "ns1")
+        .args(["--topic", &topic, "--generate", "40"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let export = |format: &str, cmd: &mut Command| {
+        let file = dir
+            .path()
+            .join(format!("{format}-{}.properties", unique("f")));
+        let out = cmd
+            .args([
+                "config-export",
+                "--format",
+                format,
+                "--group",
+                "g",
+                "--output",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = std::fs::read_to_string(&file).unwrap();
+        (file, text, stderr(&out))
+    };
+    let requests = || setup.service.requests();
+
+    // Client secret, librdkafka.
+    let (file, text, _) = export("librdkafka", &mut entra_tool(setup, "consumer", "ns1"));
+    assert!(text.contains("sasl.oauthbearer.method=oidc\n"), "{text}");
+    assert!(
+        text.contains("sasl.oauthbearer.client.secret=client-secret-value\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("sasl.oauthbearer.scope={AUDIENCE}/.default\n")),
+        "{text}"
+    );
+    let before = requests().len();
+    let out = python_reads(&file, &topic, 40);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "40",
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        requests()[before..]
+            .iter()
+            .any(|r| r.kind == "client_secret" && r.granted),
+        "librdkafka asked for no token: {:?}",
+        &requests()[before..]
+    );
+
+    // Managed identity (IMDS), librdkafka.
+    let mut imds = entra_tool(setup, "consumer", "ns1");
+    imds.env_remove("AZURE_TENANT_ID")
+        .env_remove("AZURE_CLIENT_ID")
+        .env_remove("AZURE_CLIENT_SECRET")
+        .env(
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+            setup.service.authority_host(),
+        );
+    let (file, text, _) = export("librdkafka", &mut imds);
+    assert!(
+        text.contains("sasl.oauthbearer.metadata.authentication.type=azure_imds\n"),
+        "{text}"
+    );
+    let before = requests().len();
+    let out = python_reads(&file, &topic, 40);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "40",
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        requests()[before..]
+            .iter()
+            .any(|r| r.kind == "imds" && r.granted),
+        "librdkafka asked IMDS for no token: {:?}",
+        &requests()[before..]
+    );
+
+    // Client secret, Kafka's console consumer.
+    let (file, text, _) = export("java", &mut entra_tool(setup, "consumer", "ns1"));
+    assert!(
+        text.contains("sasl.login.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler\n"),
+        "{text}"
+    );
+    let endpoint = format!(
+        "{}/tenant-1/oauth2/v2.0/token",
+        setup.service.authority_host()
+    );
+    assert!(text.contains(&format!("allowed.urls={endpoint}")), "{text}");
+    let info = setup.kafka.info();
+    let out = setup
+        .kafka
+        .broker(Listener::Plaintext)
+        .kafka_tool("kafka-console-consumer.sh")
+        .env(
+            "KAFKA_OPTS",
+            format!("-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={endpoint}"),
+        )
+        .args(["--bootstrap-server", info.oauth.as_deref().unwrap()])
+        .arg("--command-config")
+        .arg(&file)
+        .args([
+            "--topic",
+            &topic,
+            "--from-beginning",
+            "--max-messages",
+            "40",
+        ])
+        .args(["--timeout-ms", "60000"])
+        // Keys only: the values are Avro, with line breaks among their bytes.
+        .args(["--formatter-property", "print.key=true"])
+        .args(["--formatter-property", "print.value=false"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "console consumer: {}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        40,
+        "{}",
+        stderr(&out)
+    );
+
+    // The Azure CLI: no other client can use it; the file and the log say so.
+    let cli_dir = tempfile::tempdir().unwrap();
+    setup.service.install_fake_az(cli_dir.path());
+    let mut cli = entra_tool(setup, "consumer", "ns1");
+    cli.env_remove("AZURE_TENANT_ID")
+        .env_remove("AZURE_CLIENT_ID")
+        .env_remove("AZURE_CLIENT_SECRET")
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                cli_dir.path().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        );
+    let (_, text, log) = export("librdkafka", &mut cli);
+    assert!(
+        text.contains("# NOT USABLE AS IT IS: the tools got their tokens from the Azure CLI"),
+        "{text}"
+    );
+    assert!(!text.contains("sasl.oauthbearer.method"), "{text}");
+    assert!(log.contains("NOT USABLE"), "{log}");
 }
 
 fn a_token_for_another_namespace_is_refused_with_the_brokers_reason(setup: &Setup) {

@@ -1,7 +1,8 @@
 //! Microsoft Entra ID's token endpoints on loopback, answering as Azure does, each request
 //! recorded:
-//! - `POST /{tenant}/oauth2/v2.0/token`, client credentials with a client secret or (workload
-//!   identity) a federated `client_assertion`: a token and `expires_in`, or an `AADSTS…` error;
+//! - `POST /{tenant}/oauth2/v2.0/token`, client credentials with a client secret (in the form
+//!   or as HTTP Basic authentication) or (workload identity) a federated `client_assertion`:
+//!   a token and `expires_in`, or an `AADSTS…` error;
 //! - `GET /metadata/identity/oauth2/token` (IMDS, header `Metadata: true`, api-version
 //!   2018-02-01): the managed identity's token, `expires_in`/`expires_on` as strings;
 //! - `GET /msi/token` (App Service / Functions, header `X-IDENTITY-HEADER`, api-version
@@ -154,6 +155,7 @@ impl TokenService {
                     .route("/msi/token", get(app_service))
                     .route("/cli/token", get(azure_cli))
                     .route("/{tenant}/discovery/v2.0/keys", get(jwks))
+                    .layer(axum::middleware::map_response(json_content_type))
                     .with_state(state);
                 let listener =
                     tokio::net::TcpListener::from_std(listener).expect("token service listener");
@@ -273,13 +275,43 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Every answer of Entra ID and of the identity endpoints is JSON, and says so (librdkafka's
+/// OIDC client refuses a body of another content type).
+async fn json_content_type(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
+
+/// The client id and secret of an `Authorization: Basic` header (RFC 6749 2.3.1:
+/// form-encoded, then base64), as librdkafka's and Kafka's OIDC clients send them and Entra
+/// ID accepts (`client_secret_basic`).
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    Some((decode(id), decode(secret)))
+}
+
 async fn token(
     State(state): State<Arc<Shared>>,
     Path(tenant): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> impl IntoResponse {
     let body = String::from_utf8_lossy(&body);
-    let field = |k: &str| form_value(&body, k).unwrap_or_default();
+    let basic = basic_credentials(&headers);
+    let field = |k: &str| match (&basic, k) {
+        (Some((id, _)), "client_id") => id.clone(),
+        (Some((_, secret)), "client_secret") => secret.clone(),
+        _ => form_value(&body, k).unwrap_or_default(),
+    };
     let o = &state.options;
     let assertion =
         field("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

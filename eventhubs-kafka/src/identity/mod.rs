@@ -78,6 +78,38 @@ pub trait TokenCredential: Send + Sync {
     /// A short name for messages ("environment client secret", ...).
     fn name(&self) -> &'static str;
     fn get_token(&self, scope: &str) -> Result<AccessToken, CredentialError>;
+
+    /// How another Kafka client could get the same tokens itself (`config-export`). For a
+    /// chain: the first source that gives a token now.
+    fn export(&self, scope: &str) -> Result<CredentialExport, CredentialError> {
+        let _ = scope;
+        Ok(CredentialExport::Unsupported {
+            source: self.name(),
+        })
+    }
+}
+
+/// A credential as other Kafka clients can be told to use it.
+#[derive(Debug, Clone)]
+pub enum CredentialExport {
+    /// OAuth 2.0 client credentials with a secret: librdkafka's `sasl.oauthbearer.method=oidc`
+    /// and Kafka's OIDC login callback handler both do this.
+    ClientSecret {
+        token_endpoint: String,
+        client_id: String,
+        client_secret: Secret,
+        scope: String,
+    },
+    /// A VM's managed identity through IMDS: librdkafka 2.12 and later
+    /// (`sasl.oauthbearer.metadata.authentication.type=azure_imds`). `token_endpoint` is set
+    /// only where IMDS's address was overridden; `query` is what follows `?`.
+    Imds {
+        token_endpoint: Option<String>,
+        query: String,
+    },
+    /// No other client can get these tokens by itself (a federated token file, App Service's
+    /// identity endpoint, the Azure CLI).
+    Unsupported { source: &'static str },
 }
 
 /// Sources tried in order; the first that gives a token wins.
@@ -96,6 +128,20 @@ impl TokenCredential for ChainedTokenCredential {
             match source {
                 Ok(credential) => match credential.get_token(scope) {
                     Ok(token) => return Ok(token),
+                    Err(e) => why.push(e.to_string()),
+                },
+                Err(unavailable) => why.push(unavailable.to_string()),
+            }
+        }
+        Err(CredentialError::Chain(why))
+    }
+
+    fn export(&self, scope: &str) -> Result<CredentialExport, CredentialError> {
+        let mut why = Vec::new();
+        for source in &self.sources {
+            match source {
+                Ok(credential) => match credential.get_token(scope) {
+                    Ok(_) => return credential.export(scope),
                     Err(e) => why.push(e.to_string()),
                 },
                 Err(unavailable) => why.push(unavailable.to_string()),
@@ -154,6 +200,11 @@ impl TokenCache {
         let fresh = self.credential.get_token(&self.scope)?;
         *current = Some(fresh.clone());
         Ok(fresh)
+    }
+
+    /// How another client could get this scope's tokens (see [`TokenCredential::export`]).
+    pub fn export(&self) -> Result<CredentialExport, CredentialError> {
+        self.credential.export(&self.scope)
     }
 }
 

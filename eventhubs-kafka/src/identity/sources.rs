@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use super::http::{
     Request, authority_host, form, http, is_loopback_http, post_form, token_response,
 };
-use super::{AccessToken, CredentialError, TokenCredential};
+use super::{AccessToken, CredentialError, CredentialExport, TokenCredential};
 use crate::secret::Secret;
 
 /// `AZURE_TENANT_ID` + `AZURE_CLIENT_ID` + `AZURE_CLIENT_SECRET`: OAuth 2.0 client
@@ -46,10 +46,7 @@ impl TokenCredential for ClientSecretCredential {
     }
 
     fn get_token(&self, scope: &str) -> Result<AccessToken, CredentialError> {
-        let url = format!(
-            "{}/{}/oauth2/v2.0/token",
-            self.authority_host, self.tenant_id
-        );
+        let url = self.token_endpoint();
         let body = form(&[
             ("grant_type", "client_credentials"),
             ("client_id", &self.client_id),
@@ -59,6 +56,24 @@ impl TokenCredential for ClientSecretCredential {
         let fail = |what: String| CredentialError::Failed(format!("{}: {what}", self.name()));
         let (status, bytes) = post_form(&url, body).map_err(fail)?;
         token_response(status, &bytes).map_err(fail)
+    }
+
+    fn export(&self, scope: &str) -> Result<CredentialExport, CredentialError> {
+        Ok(CredentialExport::ClientSecret {
+            token_endpoint: self.token_endpoint(),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            scope: scope.to_string(),
+        })
+    }
+}
+
+impl ClientSecretCredential {
+    fn token_endpoint(&self) -> String {
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.authority_host, self.tenant_id
+        )
     }
 }
 
@@ -186,28 +201,52 @@ impl TokenCredential for ManagedIdentityCredential {
 
     fn get_token(&self, scope: &str) -> Result<AccessToken, CredentialError> {
         let fail = |what: String| CredentialError::Failed(format!("{}: {what}", self.name()));
-        let resource = scope.trim_end_matches("/.default");
-        let mut query = form(&[("resource", resource)]);
-        if let Some(id) = &self.client_id {
-            query.push('&');
-            query.push_str(&form(&[("client_id", id)]));
-        }
+        let query = self.query(scope);
         let (url, headers, connect_timeout) = match &self.endpoint {
             ManagedEndpoint::AppService { url, header } => (
-                format!("{url}?api-version=2019-08-01&{query}"),
+                format!("{url}?{query}"),
                 vec![("X-IDENTITY-HEADER", header.expose().to_string())],
                 Duration::from_secs(10),
             ),
             // Off Azure nothing answers at IMDS: give up on connecting quickly, as the
             // Azure SDKs' probe does.
             ManagedEndpoint::Imds { url } => (
-                format!("{url}?api-version=2018-02-01&{query}"),
+                format!("{url}?{query}"),
                 vec![("Metadata", "true".to_string())],
                 Duration::from_secs(2),
             ),
         };
         let (status, bytes) = http(Request::Get, &url, headers, connect_timeout).map_err(fail)?;
         managed_token_response(status, &bytes).map_err(fail)
+    }
+
+    fn export(&self, scope: &str) -> Result<CredentialExport, CredentialError> {
+        Ok(match &self.endpoint {
+            ManagedEndpoint::AppService { .. } => CredentialExport::Unsupported {
+                source: self.name(),
+            },
+            ManagedEndpoint::Imds { url } => CredentialExport::Imds {
+                token_endpoint: (!url.starts_with(IMDS_HOST)).then(|| url.clone()),
+                query: self.query(scope),
+            },
+        })
+    }
+}
+
+impl ManagedIdentityCredential {
+    /// The endpoint's query: its api-version, the resource (the scope without `/.default`)
+    /// and, for a user-assigned identity, its client id.
+    fn query(&self, scope: &str) -> String {
+        let api_version = match self.endpoint {
+            ManagedEndpoint::AppService { .. } => "2019-08-01",
+            ManagedEndpoint::Imds { .. } => "2018-02-01",
+        };
+        let resource = scope.trim_end_matches("/.default");
+        let mut pairs = vec![("api-version", api_version), ("resource", resource)];
+        if let Some(id) = &self.client_id {
+            pairs.push(("client_id", id));
+        }
+        form(&pairs)
     }
 }
 

@@ -5,6 +5,12 @@
 //! Formats: a librdkafka properties file (any librdkafka client, `kcat -F`), a Java
 //! `client.properties` (JAAS line, Java property names), and a kcat file (connection and
 //! global settings only, valid for both kcat modes).
+//!
+//! With Microsoft Entra ID the file tells the other client how to get tokens by itself
+//! ([`entra_settings`]): a client secret becomes OAuth client credentials (librdkafka's
+//! `sasl.oauthbearer.method=oidc`, Kafka's OIDC login callback handler); a VM's managed
+//! identity becomes librdkafka's `azure_imds` method; sources no other client can use (a
+//! federated token file, App Service's endpoint, the Azure CLI) are named in a comment.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -13,6 +19,8 @@ use std::path::Path;
 use clap::ValueEnum;
 
 use super::config::{Properties, PropertyValue};
+use super::properties::Origin;
+use crate::identity::CredentialExport;
 use crate::secret::REDACTED;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -140,8 +148,11 @@ fn value(v: &PropertyValue, show: bool) -> String {
     }
 }
 
+/// `header`'s lines as comments, then the credential warning.
 fn preamble(out: &mut String, header: &str, has_secret: bool) {
-    let _ = writeln!(out, "# {header}");
+    for line in header.lines() {
+        let _ = writeln!(out, "# {line}");
+    }
     if has_secret {
         let _ = writeln!(
             out,
@@ -177,8 +188,110 @@ fn java_name(key: &str, producer: bool) -> Option<&'static str> {
         "auto.offset.reset" => "auto.offset.reset",
         "compression.codec" => "compression.type",
         "message.max.bytes" if producer => "max.request.size",
+        "sasl.oauthbearer.token.endpoint.url" => "sasl.oauthbearer.token.endpoint.url",
         _ => return None,
     })
+}
+
+/// Kafka's OIDC client-credentials login (Java clients 3.4 and later).
+const JAVA_OIDC_HANDLER: &str =
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler";
+
+/// The JVM system property that Kafka 4.0 and later clients check token endpoints against.
+const JAVA_ALLOWED_URLS: &str = "org.apache.kafka.sasl.oauthbearer.allowed.urls";
+
+/// What an Entra ID export must say in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntraNote {
+    /// Comment lines (empty: nothing to say).
+    pub comment: String,
+    /// Whether the file's client can get tokens with what the file holds.
+    pub usable: bool,
+}
+
+/// Adds to `properties` what lets another client get the tokens of `credential` itself, and
+/// says what the file must tell its reader for `format`.
+pub fn entra_settings(
+    properties: &mut Properties,
+    credential: &CredentialExport,
+    format: ExportFormat,
+) -> EntraNote {
+    let note = |comment: String, usable| EntraNote { comment, usable };
+    const R: Origin = Origin::Required;
+    let java = format == ExportFormat::Java;
+    match credential {
+        CredentialExport::ClientSecret {
+            token_endpoint,
+            client_id,
+            client_secret,
+            scope,
+        } => {
+            properties.set(
+                R,
+                "sasl.oauthbearer.method",
+                "oidc",
+                "the client gets its own tokens: OAuth 2.0 client credentials",
+            );
+            properties.set(R, "sasl.oauthbearer.token.endpoint.url", token_endpoint, "");
+            properties.set(R, "sasl.oauthbearer.client.id", client_id, "");
+            properties.set_secret("sasl.oauthbearer.client.secret", client_secret, "");
+            properties.set(R, "sasl.oauthbearer.scope", scope, "");
+            if java {
+                note(
+                    format!(
+                        "Kafka 4.0 and later clients accept the token endpoint only when the JVM allows it:\n  KAFKA_OPTS=\"-D{JAVA_ALLOWED_URLS}={token_endpoint}\""
+                    ),
+                    true,
+                )
+            } else {
+                note(String::new(), true)
+            }
+        }
+        CredentialExport::Imds {
+            token_endpoint,
+            query,
+        } => {
+            properties.set(
+                R,
+                "sasl.oauthbearer.method",
+                "oidc",
+                "the client gets its own tokens",
+            );
+            properties.set(
+                R,
+                "sasl.oauthbearer.metadata.authentication.type",
+                "azure_imds",
+                "from this VM's managed identity (Azure IMDS)",
+            );
+            properties.set(R, "sasl.oauthbearer.config", format!("query={query}"), "");
+            if let Some(url) = token_endpoint {
+                properties.set(
+                    R,
+                    "sasl.oauthbearer.token.endpoint.url",
+                    url,
+                    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+                );
+            }
+            if java {
+                note("NOT USABLE AS IT IS: tokens come from this VM's managed identity (Azure IMDS),\nwhich Kafka's Java client cannot use by itself. Set AZURE_TENANT_ID, AZURE_CLIENT_ID\nand AZURE_CLIENT_SECRET and export again, or give it a login callback handler of your own.".to_string(), false)
+            } else {
+                note("Tokens come from this VM's managed identity (Azure IMDS): librdkafka 2.12 or later.".to_string(), true)
+            }
+        }
+        CredentialExport::Unsupported { source } => {
+            let client = if java {
+                "Kafka's Java client"
+            } else {
+                "librdkafka"
+            };
+            note(
+                format!(
+                    "NOT USABLE AS IT IS: the tools got their tokens from the {source}, which {client}\ncannot use by itself. Set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET\n(an application's client secret) and export again, or give the client a token\ncallback of your own."
+                ),
+                false,
+            )
+        }
+    }
 }
 
 fn jaas_quote(s: &str) -> String {
@@ -199,7 +312,17 @@ fn java(entries: &[(&str, &PropertyValue)], header: &str, show: bool) -> String 
             (_, Some(name)) => {
                 let _ = writeln!(out, "{name}={}", value(v, show));
             }
-            ("sasl.username" | "sasl.password", None) => {}
+            (
+                "sasl.username"
+                | "sasl.password"
+                | "sasl.oauthbearer.client.id"
+                | "sasl.oauthbearer.client.secret"
+                | "sasl.oauthbearer.scope",
+                None,
+            ) => {}
+            ("sasl.oauthbearer.method", None) if value(v, true) == "oidc" => {
+                let _ = writeln!(out, "sasl.login.callback.handler.class={JAVA_OIDC_HANDLER}");
+            }
             ("ssl.ca.location", None) => {
                 let _ = writeln!(out, "ssl.truststore.type=PEM");
                 let _ = writeln!(out, "ssl.truststore.location={}", value(v, show));
@@ -217,6 +340,19 @@ fn java(entries: &[(&str, &PropertyValue)], header: &str, show: bool) -> String 
             "sasl.jaas.config={module} required username=\"{}\" password=\"{}\";",
             jaas_quote(&value(user, show)),
             jaas_quote(&value(password, show))
+        );
+    }
+    if let (Some(id), Some(secret), Some(scope)) = (
+        get("sasl.oauthbearer.client.id"),
+        get("sasl.oauthbearer.client.secret"),
+        get("sasl.oauthbearer.scope"),
+    ) {
+        let _ = writeln!(
+            out,
+            "sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId=\"{}\" clientSecret=\"{}\" scope=\"{}\";",
+            jaas_quote(&value(id, show)),
+            jaas_quote(&value(secret, show)),
+            jaas_quote(&value(scope, show))
         );
     }
     if !librdkafka_only.is_empty() {
@@ -261,10 +397,9 @@ pub enum ExportError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
-    #[error(
-        "config-export does not write Microsoft Entra ID (OAUTHBEARER) configurations yet: other tools need their own token setup (librdkafka's sasl.oauthbearer.method=oidc, Kafka's OIDC login callback handler); export with a connection string, or configure those by hand"
-    )]
-    EntraNotExported,
+    /// No credential source gave a token: the file could only be wrong.
+    #[error("{0}")]
+    Credential(#[from] crate::identity::CredentialError),
 }
 
 /// Resolve the configuration `kind` would use and write it out.
@@ -276,20 +411,27 @@ pub fn run_export(
     let settings = args
         .kafka
         .client_settings(&format!("eventhubs-kafka-{tool}"))?;
-    if settings.tokens().is_some() {
-        return Err(ExportError::EntraNotExported);
-    }
     let kind = match args.format {
         ExportFormat::Kcat => super::config::ClientKind::Admin { group_id: None },
         _ => kind,
     };
-    let properties = settings.properties(&kind);
-    let header = format!(
+    let mut properties = settings.properties(&kind);
+    let mut header = format!(
         "{:?} configuration for {}, exported by `{tool} config-export` {}",
         args.format,
         settings.bootstrap_servers(),
         env!("CARGO_PKG_VERSION")
     );
+    if let Some(tokens) = settings.tokens() {
+        let note = entra_settings(&mut properties, &tokens.export()?, args.format);
+        if !note.comment.is_empty() {
+            header.push('\n');
+            header.push_str(&note.comment);
+        }
+        if !note.usable {
+            tracing::warn!("{}", note.comment.replace('\n', " "));
+        }
+    }
     let exported = export(&properties, args.format, &header);
     match &args.output {
         Some(path) => {
@@ -402,5 +544,78 @@ mod tests {
                 "socket.keepalive.enable"
             ]
         );
+    }
+
+    #[test]
+    fn entra_client_secret_becomes_oidc_for_librdkafka_and_the_login_handler_for_java() {
+        let credential = CredentialExport::ClientSecret {
+            token_endpoint: "https://login.example/t/oauth2/v2.0/token".into(),
+            client_id: "app".into(),
+            client_secret: crate::secret::Secret::new("s3cret\"x"),
+            scope: "https://myns.servicebus.windows.net/.default".into(),
+        };
+        let mut p = settings().properties(&ClientKind::Producer);
+        let note = entra_settings(&mut p, &credential, ExportFormat::Java);
+        assert!(note.usable);
+        assert!(note.comment.contains(
+            "-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=https://login.example/t/oauth2/v2.0/token"
+        ));
+        let e = export(&p, ExportFormat::Java, &format!("test\n{}", note.comment));
+        let text = e.with_secrets();
+        assert!(text.starts_with("# test\n# Kafka 4.0 and later"), "{text}");
+        assert!(text.contains("sasl.login.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler\n"), "{text}");
+        assert!(
+            text.contains(
+                "sasl.oauthbearer.token.endpoint.url=https://login.example/t/oauth2/v2.0/token\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("OAuthBearerLoginModule required clientId=\"app\" clientSecret=\"s3cret\\\"x\" scope=\"https://myns.servicebus.windows.net/.default\";\n"), "{text}");
+        assert!(!text.contains("#   sasl.oauthbearer"), "{text}");
+        assert!(e.has_secret);
+        assert!(!e.redacted().contains("s3cret"));
+
+        let mut p = settings().properties(&ClientKind::Producer);
+        entra_settings(&mut p, &credential, ExportFormat::Librdkafka);
+        let text = export(&p, ExportFormat::Librdkafka, "test")
+            .with_secrets()
+            .to_string();
+        assert!(text.contains("sasl.oauthbearer.method=oidc\n"), "{text}");
+        assert!(text.contains("sasl.oauthbearer.client.id=app\n"), "{text}");
+    }
+
+    #[test]
+    fn entra_sources_other_clients_cannot_use_are_named_in_the_file() {
+        let mut p = settings().properties(&ClientKind::Producer);
+        let note = entra_settings(
+            &mut p,
+            &CredentialExport::Unsupported {
+                source: "Azure CLI",
+            },
+            ExportFormat::Librdkafka,
+        );
+        assert!(!note.usable);
+        assert!(
+            note.comment
+                .contains("from the Azure CLI, which librdkafka")
+        );
+        assert!(p.get("sasl.oauthbearer.method").is_none());
+
+        let imds = CredentialExport::Imds {
+            token_endpoint: None,
+            query: "api-version=2018-02-01&resource=https%3A%2F%2Fmyns.servicebus.windows.net"
+                .into(),
+        };
+        let mut p = settings().properties(&ClientKind::Producer);
+        let note = entra_settings(&mut p, &imds, ExportFormat::Java);
+        assert!(!note.usable, "Kafka's Java client has no IMDS login");
+        let mut p = settings().properties(&ClientKind::Producer);
+        let note = entra_settings(&mut p, &imds, ExportFormat::Librdkafka);
+        assert!(note.usable);
+        assert_eq!(
+            p.get("sasl.oauthbearer.config"),
+            Some("query=api-version=2018-02-01&resource=https%3A%2F%2Fmyns.servicebus.windows.net")
+        );
+        assert!(p.get("sasl.oauthbearer.token.endpoint.url").is_none());
     }
 }
