@@ -7,10 +7,13 @@
 //! - any URL under the `BlobEndpoint` of `AZURE_STORAGE_CONNECTION_STRING` (Azurite's
 //!   path-style `http://127.0.0.1:10000/devstoreaccount1/<container>/…`).
 //!
-//! Credentials, first found wins: `AZURE_STORAGE_CONNECTION_STRING` (account key or SAS),
-//! `AZURE_STORAGE_ACCOUNT_KEY`, `AZURE_STORAGE_SAS_TOKEN`, then Entra ID the way
-//! `object_store` finds it (`AZURE_CLIENT_ID`/`AZURE_CLIENT_SECRET`/`AZURE_TENANT_ID`,
-//! workload or managed identity). Secrets never appear in errors.
+//! Credentials, first found wins: `AZURE_STORAGE_CONNECTION_STRING` (account key or SAS;
+//! one with neither only names the endpoint), `AZURE_STORAGE_ACCOUNT_KEY`,
+//! `AZURE_STORAGE_SAS_TOKEN`, then Microsoft Entra ID through the same credential chain and
+//! variables as the Kafka side ([`eventhubs_kafka::identity::default_credential`]: client
+//! secret, workload identity, managed identity, Azure CLI), tokens of scope
+//! `https://storage.azure.com/.default` kept in one cache. The principal needs Storage Blob
+//! Data Reader on the container or account. Secrets never appear in errors.
 
 use std::sync::Arc;
 
@@ -88,6 +91,67 @@ fn account_from_host(url: &str) -> Option<String> {
     host.split('.').next().map(str::to_string)
 }
 
+/// Blob Storage's token scope.
+pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
+
+/// Entra ID tokens for object_store, from the tools' credential chain. The chain's HTTP and
+/// `az` calls block: they run on tokio's blocking pool.
+struct EntraStorageCredential {
+    tokens: Arc<eventhubs_kafka::identity::TokenCache>,
+}
+
+impl EntraStorageCredential {
+    fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Self {
+        let chain = eventhubs_kafka::identity::default_credential(env);
+        Self {
+            tokens: Arc::new(eventhubs_kafka::identity::TokenCache::new(
+                Box::new(chain),
+                STORAGE_SCOPE,
+            )),
+        }
+    }
+}
+
+impl std::fmt::Debug for EntraStorageCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EntraStorageCredential")
+    }
+}
+
+impl object_store::CredentialProvider for EntraStorageCredential {
+    type Credential = object_store::azure::AzureCredential;
+
+    fn get_credential<'a, 'b>(
+        &'a self,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = object_store::Result<Arc<Self::Credential>>>
+                + Send
+                + 'b,
+        >,
+    >
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        let tokens = self.tokens.clone();
+        Box::pin(async move {
+            let generic =
+                |source: Box<dyn std::error::Error + Send + Sync>| object_store::Error::Generic {
+                    store: "MicrosoftAzure",
+                    source,
+                };
+            let token = tokio::task::spawn_blocking(move || tokens.token())
+                .await
+                .map_err(|e| generic(Box::new(e)))?
+                .map_err(|e| generic(Box::new(e)))?;
+            Ok(Arc::new(object_store::azure::AzureCredential::BearerToken(
+                token.token.expose().to_string(),
+            )))
+        })
+    }
+}
+
 impl BlobSource {
     /// Parse `location`, reading credentials through `env`.
     pub fn parse(location: &str, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
@@ -160,6 +224,8 @@ impl BlobSource {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<Vec<_>>();
             builder = builder.with_sas_authorization(pairs);
+        } else {
+            builder = builder.with_credentials(Arc::new(EntraStorageCredential::from_env(&env)));
         }
         let store = builder
             .build()

@@ -166,3 +166,73 @@ async fn a_blob_replaced_after_its_listing_is_not_read_under_the_old_etag() {
     let e = source.get(&listed[0]).await.unwrap_err().to_string();
     assert!(e.contains("changed while it was being read"), "{e}");
 }
+
+/// No key and no SAS: the loader signs in to Blob Storage with Microsoft Entra ID through
+/// the same credential chain as the Kafka side (here a client secret against test-support's
+/// token service), and Azurite (HTTPS, `--oauth basic`) checks the token's lifetime, issuer
+/// and audience. The connection string only names the endpoint.
+#[cfg_attr(
+    not(has_fixtures),
+    ignore = "needs ../shared/fixtures (Azure's own Capture files)"
+)]
+#[test]
+fn a_container_is_read_with_an_entra_id_token_from_the_credential_chain() {
+    use test_support::{TokenService, TokenServiceOptions};
+    let (Some(fixtures), Some(bin)) = (fixtures(), azurite_bin()) else {
+        return;
+    };
+    let az = Azurite::start_https_oauth(&bin);
+    az.upload(
+        "capture",
+        &[(
+            "ns1/telemetry/0/2017/10/16/18/18/00.avro".to_string(),
+            fixtures.join("telemetry-380-events.avro"),
+        )],
+    );
+    let service = TokenService::start(TokenServiceOptions {
+        sign: true,
+        issuer: Some("https://sts.windows.net/tenant-1/".into()),
+        ..TokenServiceOptions::client_secret("tenant-1", "loader-app", "loader-secret", "")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("entra.db").display());
+    let loader = |secret: &str| {
+        Command::new(env!("CARGO_BIN_EXE_capture-loader"))
+            .args(["load", "az://capture/ns1/", "--summary-json"])
+            .env("DATABASE_URL", &db)
+            .env(
+                "AZURE_STORAGE_CONNECTION_STRING",
+                format!("BlobEndpoint={};", az.endpoint),
+            )
+            .env("SSL_CERT_FILE", az.certificate.as_ref().unwrap())
+            .env("AZURE_TENANT_ID", "tenant-1")
+            .env("AZURE_CLIENT_ID", "loader-app")
+            .env("AZURE_CLIENT_SECRET", secret)
+            .env("AZURE_AUTHORITY_HOST", service.authority_host())
+            .env("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:9")
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .unwrap()
+    };
+    let out = loader("loader-secret");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["files_loaded"], 1, "{summary}");
+    assert_eq!(summary["events_inserted"], 380, "{summary}");
+    let requests = service.requests();
+    assert!(!requests.is_empty());
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.scope == "https://storage.azure.com/.default" && r.granted),
+        "{requests:?}"
+    );
+
+    // A wrong secret: the chain's reasons, and no secret in them.
+    let out = loader("wrong-secret");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("AADSTS7000215"), "{err}");
+    assert!(!err.contains("wrong-secret"), "{err}");
+}

@@ -43,6 +43,9 @@ pub struct TokenServiceOptions {
     /// Hand out RS256-signed JWTs for the requested audience (the scope without
     /// `/.default`) instead of `token`, verifiable with the keys at [`TokenService::jwks_url`].
     pub sign: bool,
+    /// The signed tokens' `iss`; `None`: this service's own URL. Azurite accepts only Entra's
+    /// real issuers (`https://sts.windows.net/<tenant>/`).
+    pub issuer: Option<String>,
 }
 
 impl TokenServiceOptions {
@@ -57,6 +60,7 @@ impl TokenServiceOptions {
             federated_token: None,
             identity_header: None,
             sign: false,
+            issuer: None,
         }
     }
 }
@@ -140,8 +144,11 @@ impl TokenService {
             .set_nonblocking(true)
             .expect("nonblocking listener");
         let address = listener.local_addr().expect("its address");
-        *shared.issuer.lock().unwrap_or_else(|e| e.into_inner()) =
-            format!("http://{address}/{}/v2.0", shared.options.tenant_id);
+        *shared.issuer.lock().unwrap_or_else(|e| e.into_inner()) = shared
+            .options
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}/{}/v2.0", shared.options.tenant_id));
         let state = shared.clone();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()

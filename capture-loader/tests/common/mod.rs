@@ -59,6 +59,8 @@ pub struct Azurite {
     child: Child,
     pub connection_string: String,
     pub endpoint: String,
+    /// The self-signed certificate it serves HTTPS with, if it does.
+    pub certificate: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -71,24 +73,35 @@ impl Drop for Azurite {
 
 impl Azurite {
     pub fn start(bin: &PathBuf) -> Self {
+        Self::start_with(bin, false)
+    }
+
+    /// HTTPS with a self-signed certificate for 127.0.0.1, and Entra ID bearer tokens
+    /// accepted (`--oauth basic`: lifetime, issuer and audience are checked, not signatures).
+    pub fn start_https_oauth(bin: &PathBuf) -> Self {
+        Self::start_with(bin, true)
+    }
+
+    fn start_with(bin: &PathBuf, https: bool) -> Self {
         // A port found free can be taken by another test's server before Azurite binds it:
         // only an answer from this Azurite counts, else try another port.
         for _ in 0..5 {
-            if let Some(started) = Self::try_start(bin) {
+            if let Some(started) = Self::try_start(bin, https) {
                 return started;
             }
         }
         panic!("azurite did not start on any of 5 ports");
     }
 
-    fn try_start(bin: &PathBuf) -> Option<Self> {
+    fn try_start(bin: &PathBuf, https: bool) -> Option<Self> {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        command
             .args([
                 "--blobHost",
                 "127.0.0.1",
@@ -98,7 +111,39 @@ impl Azurite {
                 "--skipApiVersionCheck",
                 "--location",
             ])
-            .arg(dir.path())
+            .arg(dir.path());
+        let certificate = https.then(|| {
+            let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            let out = Command::new("openssl")
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                ])
+                .args([
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                ])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            command
+                .arg("--cert")
+                .arg(&cert)
+                .arg("--key")
+                .arg(&key)
+                .args(["--oauth", "basic"]);
+            cert
+        });
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -108,7 +153,14 @@ impl Azurite {
             if !matches!(child.try_wait(), Ok(None)) {
                 return None;
             }
-            if serves_as(port, "Azurite") {
+            // Over HTTPS the plain-HTTP probe cannot ask; a listening port of the live
+            // child is this Azurite (another server on the port would have made it exit).
+            let up = if https {
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            } else {
+                serves_as(port, "Azurite")
+            };
+            if up {
                 break;
             }
             if Instant::now() > deadline {
@@ -117,13 +169,15 @@ impl Azurite {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let endpoint = format!("http://127.0.0.1:{port}/devstoreaccount1");
+        let scheme = if https { "https" } else { "http" };
+        let endpoint = format!("{scheme}://127.0.0.1:{port}/devstoreaccount1");
         Some(Self {
             child,
             connection_string: format!(
-                "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={KEY};BlobEndpoint={endpoint};"
+                "DefaultEndpointsProtocol={scheme};AccountName=devstoreaccount1;AccountKey={KEY};BlobEndpoint={endpoint};"
             ),
             endpoint,
+            certificate,
             _dir: dir,
         })
     }
@@ -145,6 +199,9 @@ for name, path in zip(args[::2], args[1::2]):
         let mut cmd = Command::new("python3");
         cmd.args(["-c", script, container])
             .env("CS", &self.connection_string);
+        if let Some(cert) = &self.certificate {
+            cmd.env("REQUESTS_CA_BUNDLE", cert);
+        }
         for (name, path) in blobs {
             cmd.arg(name).arg(path);
         }
