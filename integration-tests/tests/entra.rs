@@ -154,7 +154,9 @@ fn every_credential_source_signs_in(setup: &Setup) {
     );
     let without_secret = ["AZURE_CLIENT_SECRET"];
     let without_app = ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"];
-    let sources: [(&str, &[&str], Vec<(&str, String)>); 4] = [
+    // (the token service's name for the source, variables removed, variables added)
+    type Source<'a> = (&'a str, &'a [&'a str], Vec<(&'a str, String)>);
+    let sources: [Source; 4] = [
         (
             "workload_identity",
             &without_secret,
