@@ -156,7 +156,7 @@ fn every_credential_source_signs_in(setup: &Setup) {
     let without_app = ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"];
     // (the token service's name for the source, variables removed, variables added)
     type Source<'a> = (&'a str, &'a [&'a str], Vec<(&'a str, String)>);
-    let sources: [Source; 4] = [
+    let sources: [Source<'_>; 4] = [
         (
             "workload_identity",
             &without_secret,
