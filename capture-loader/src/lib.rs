@@ -22,7 +22,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use eventhubs_kafka::capture::path::{DEFAULT_FORMAT, NameFormat};
 use eventhubs_kafka::cli::{LogArgs, RegistryArgs};
-use eventhubs_kafka::encoding::{Decoder, SchemaSet};
+use eventhubs_kafka::encoding::Decoder;
 use eventhubs_kafka::secret::Secret;
 
 /// Replay Event Hubs Capture files (Avro) into PostgreSQL or SQLite, exactly once. Exit
@@ -228,13 +228,9 @@ impl Loader {
     ) -> anyhow::Result<Self> {
         let mut options = load::LoadOptions::new(NameFormat::parse(&args.name_format)?);
         customize(&mut options);
-        let registry = match args.registry.settings() {
-            Some(r) => Some(r.decoder()?),
-            None => None,
-        };
         Ok(Self {
             db: args.db.database()?,
-            decoder: Decoder::new(SchemaSet::embedded()?, registry),
+            decoder: Decoder::for_tools(args.registry.settings().as_ref())?,
             options: std::sync::Arc::new(options),
             jobs,
         })

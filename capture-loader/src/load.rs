@@ -532,9 +532,12 @@ async fn body_json(
     let Some(body) = event.body.as_deref() else {
         return Ok((None, false));
     };
+    // Kafka headers travel as application properties; an AMQP sender's content type is a
+    // system property.
     let content_type = event
         .properties
         .get("content-type")
+        .or_else(|| event.system_properties.get("content-type"))
         .and_then(|v| v.as_str());
     let mut out = Vec::new();
     match decoder

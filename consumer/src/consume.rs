@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use eventhubs_kafka::encoding::{Decoder, SchemaSet};
+use eventhubs_kafka::encoding::Decoder;
 use std::sync::Arc;
 
 use eventhubs_kafka::kafka::config::ClientKind;
@@ -50,11 +50,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let settings = args.kafka.client_settings("eventhubs-kafka-consumer")?;
     let topic = args.kafka.topic(&settings)?;
     let group = args.group.clone().context("--group is required")?;
-    let registry = match args.registry.settings() {
-        Some(r) => Some(r.decoder()?),
-        None => None,
-    };
-    let decoder = Decoder::new(SchemaSet::embedded()?, registry);
+    let decoder = Decoder::for_tools(args.registry.settings().as_ref())?;
     let output = Output::stdout(args.output);
     // Capture paths and database rows file events under the namespace.
     let namespace = args

@@ -494,6 +494,12 @@ pub struct RegistryArgs {
     /// Schema registry user name for basic auth
     #[arg(long, env = "SCHEMA_REGISTRY_USERNAME", value_name = "USER")]
     pub schema_registry_username: Option<String>,
+
+    /// Azure Schema Registry schema group: the producer registers its schema there and writes
+    /// Azure's format (content type avro/binary+<id>); --schema-registry-url is then the
+    /// namespace, https://<namespace>.servicebus.windows.net, reached with Microsoft Entra ID
+    #[arg(long, env = "SCHEMA_REGISTRY_GROUP", value_name = "GROUP")]
+    pub schema_group: Option<String>,
 }
 
 impl RegistryArgs {
@@ -510,6 +516,7 @@ impl RegistryArgs {
             url,
             username: self.schema_registry_username.clone(),
             password: env("SCHEMA_REGISTRY_PASSWORD").map(Secret::new),
+            schema_group: self.schema_group.clone(),
         })
     }
 }

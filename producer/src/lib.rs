@@ -203,11 +203,18 @@ async fn build_encoder(
     schema: Arc<CompiledSchema>,
 ) -> anyhow::Result<Encoder> {
     let registry = cli.registry.settings();
-    let encoding = cli.encoding.unwrap_or(if registry.is_some() {
-        Encoding::AvroConfluent
-    } else {
-        Encoding::AvroSingleObject
+    let group = registry.as_ref().and_then(|r| r.schema_group.clone());
+    let encoding = cli.encoding.unwrap_or(match (&registry, &group) {
+        (Some(_), Some(_)) => Encoding::AvroAzure,
+        (Some(_), None) => Encoding::AvroConfluent,
+        (None, _) => Encoding::AvroSingleObject,
     });
+    if group.is_some() && encoding != Encoding::AvroAzure {
+        bail!(
+            "--schema-group is for the Azure Schema Registry's format, not --encoding {}",
+            encoding.as_str()
+        );
+    }
     Ok(match encoding {
         Encoding::AvroSingleObject => Encoder::single_object(schema),
         Encoding::Json => Encoder::json(schema),
@@ -223,6 +230,22 @@ async fn build_encoder(
                 .with_context(|| format!("registering the value schema under `{topic}-value`"))?;
             tracing::info!(subject = %format!("{topic}-value"), schema_id = id, "value schema registered");
             Encoder::confluent(schema, id)
+        }
+        Encoding::AvroAzure => {
+            let (Some(registry), Some(group)) = (registry, group) else {
+                bail!(
+                    "--encoding avro-azure needs --schema-registry-url https://<namespace>.servicebus.windows.net and --schema-group GROUP"
+                );
+            };
+            let id = registry
+                .azure(&|k| std::env::var(k).ok())?
+                .register(&group, schema_text)
+                .await
+                .with_context(|| {
+                    format!("registering the schema in Azure Schema Registry group `{group}`")
+                })?;
+            tracing::info!(group, schema_id = %id, "schema registered in the Azure Schema Registry");
+            Encoder::azure(schema, &id)
         }
     })
 }
@@ -296,6 +319,7 @@ fn produce(
             cli.partition,
             key.as_deref(),
             &payload,
+            encoder.content_type(),
             origin,
         ) {
             Ok(()) => accepted += 1,
@@ -407,6 +431,7 @@ fn enqueue(
     partition: Option<i32>,
     key: Option<&[u8]>,
     payload: &[u8],
+    content_type: Option<&str>,
     origin: Origin,
 ) -> Result<(), Refused> {
     let pending = Box::new(Pending {
@@ -419,6 +444,14 @@ fn enqueue(
     }
     if let Some(p) = partition {
         record = record.partition(p);
+    }
+    if let Some(content_type) = content_type {
+        record = record.headers(rdkafka::message::OwnedHeaders::new().insert(
+            rdkafka::message::Header {
+                key: "content-type",
+                value: Some(content_type),
+            },
+        ));
     }
     loop {
         match producer.send(record) {

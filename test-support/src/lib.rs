@@ -1,6 +1,7 @@
 //! Test support shared by the integration tests: real broker processes, a test schema
 //! registry, and helpers that run the tools as separate processes, the way users run them.
 
+pub mod azure_registry;
 pub mod broker;
 pub mod postgres;
 pub mod registry;
@@ -9,6 +10,7 @@ pub mod token;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+pub use azure_registry::AzureSchemaRegistry;
 pub use broker::{Broker, BrokerInfo, Listener, PrivateKafka};
 pub use postgres::PgDatabase;
 pub use registry::TestSchemaRegistry;

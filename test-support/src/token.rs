@@ -394,7 +394,7 @@ async fn token(
     }
 }
 
-fn query_map(uri: &axum::http::Uri) -> std::collections::HashMap<String, String> {
+pub(crate) fn query_map(uri: &axum::http::Uri) -> std::collections::HashMap<String, String> {
     uri.query()
         .unwrap_or_default()
         .split('&')

@@ -3,12 +3,14 @@
 //! - `avro-confluent`: `0x00`, 4-byte big-endian schema id, Avro binary (registry needed);
 //! - `avro-single-object`: `0xC3 0x01`, 8-byte little-endian CRC-64-AVRO fingerprint, Avro
 //!   binary (resolved against the embedded schemas, no registry);
+//! - `avro-azure`: the bare Avro datum, its schema id in the event's content type
+//!   (`avro/binary+<id>`, the Kafka header `content-type`), as Microsoft's Azure Schema
+//!   Registry encoders write it (registry needed);
 //! - `json`: UTF-8 JSON.
 //!
 //! The three are told apart from the first bytes alone: a Confluent frame starts with a NUL
 //! and a single-object frame with `C3 01`, neither of which can begin valid UTF-8 JSON.
-//! Azure Schema Registry payloads carry no prefix; they are recognised by the Kafka header
-//! `content-type: avro/binary+<id>`.
+//! Azure Schema Registry payloads carry no prefix; they are recognised by their content type.
 
 pub mod avro_json;
 pub mod avro_write;
@@ -22,6 +24,7 @@ use clap::ValueEnum;
 use serde::Serialize;
 use serde_json::Value as Json;
 
+use crate::registry::azure::AzureRegistry;
 use crate::registry::{ConfluentDecoder, RegistryError};
 pub use json_avro::{CompiledSchema, ConversionError, avro_to_json};
 pub use single_object::SchemaSet;
@@ -32,6 +35,7 @@ pub use single_object::SchemaSet;
 pub enum Encoding {
     AvroConfluent,
     AvroSingleObject,
+    AvroAzure,
     Json,
 }
 
@@ -40,6 +44,7 @@ impl Encoding {
         match self {
             Self::AvroConfluent => "avro-confluent",
             Self::AvroSingleObject => "avro-single-object",
+            Self::AvroAzure => "avro-azure",
             Self::Json => "json",
         }
     }
@@ -113,10 +118,22 @@ pub enum DecodeError {
         "Confluent-framed Avro (schema id {schema_id}) does not decode with its schema: {reason}"
     )]
     BadConfluentAvro { schema_id: u32, reason: String },
+    #[error("{0}")]
+    BadContentType(String),
     #[error(
-        "Azure Schema Registry Avro (content-type {content_type}): Azure Schema Registry needs Entra ID and is not supported; the raw bytes are kept"
+        "Azure Schema Registry Avro (schema id {schema_id}) but no --schema-registry-url is set (the namespace's https://<namespace>.servicebus.windows.net)"
     )]
-    AzureSchemaRegistry { content_type: String },
+    NoAzureRegistry { schema_id: String },
+    #[error("Azure Schema Registry Avro (schema id {schema_id}): {source}")]
+    AzureRegistry {
+        schema_id: String,
+        #[source]
+        source: RegistryError,
+    },
+    #[error(
+        "Azure Schema Registry Avro (schema id {schema_id}) does not decode with its schema: {reason}"
+    )]
+    BadAzureAvro { schema_id: String, reason: String },
     #[error("text that is not valid JSON: {0}")]
     BadJson(String),
     #[error("neither Avro (Confluent or single-object framing) nor UTF-8 JSON")]
@@ -126,15 +143,26 @@ pub enum DecodeError {
 impl DecodeError {
     /// True when the same bytes may decode later (the registry was unreachable).
     pub fn is_retriable(&self) -> bool {
-        matches!(self, Self::Registry { source, .. } if source.is_retriable())
+        match self {
+            Self::Registry { source, .. } | Self::AzureRegistry { source, .. } => {
+                source.is_retriable()
+            }
+            _ => false,
+        }
     }
 }
 
-/// Decodes any of the three encodings.
+/// The decoder could not be set up (the embedded schemas, the registry's settings).
+#[derive(Debug, thiserror::Error)]
+#[error("setting up the decoder: {0}")]
+pub struct ToolDecoderError(String);
+
+/// Decodes any of the encodings.
 #[derive(Clone)]
 pub struct Decoder {
     schemas: Arc<SchemaSet>,
     registry: Option<Arc<ConfluentDecoder>>,
+    azure: Option<Arc<AzureRegistry>>,
 }
 
 impl Decoder {
@@ -142,7 +170,33 @@ impl Decoder {
         Self {
             schemas: Arc::new(schemas),
             registry: registry.map(Arc::new),
+            azure: None,
         }
+    }
+
+    /// Also decode Azure Schema Registry events, with the schemas of `azure`.
+    pub fn with_azure(mut self, azure: Option<AzureRegistry>) -> Self {
+        self.azure = azure.map(Arc::new);
+        self
+    }
+
+    /// The tools' decoder: the embedded schemas and, with `--schema-registry-url`, that
+    /// registry for both Confluent-framed events and Azure Schema Registry events (tokens
+    /// from the credential chain, asked for only when such an event comes).
+    pub fn for_tools(
+        registry: Option<&crate::registry::RegistrySettings>,
+    ) -> Result<Self, ToolDecoderError> {
+        let schemas = SchemaSet::embedded().map_err(|e| ToolDecoderError(e.to_string()))?;
+        let Some(registry) = registry else {
+            return Ok(Self::new(schemas, None));
+        };
+        let confluent = registry
+            .decoder()
+            .map_err(|e| ToolDecoderError(e.to_string()))?;
+        let azure = registry
+            .azure(&|k| std::env::var(k).ok())
+            .map_err(|e| ToolDecoderError(e.to_string()))?;
+        Ok(Self::new(schemas, Some(confluent)).with_azure(Some(azure)))
     }
 
     /// Decode a payload and append its value to `out` as JSON text: the consumer's hot
@@ -176,9 +230,25 @@ impl Decoder {
                 self.schemas.decode_into(payload, out)?;
                 Ok(Encoding::AvroSingleObject)
             }
-            Framing::AzureSchemaRegistry => Err(DecodeError::AzureSchemaRegistry {
-                content_type: content_type.unwrap_or_default().to_string(),
-            }),
+            Framing::AzureSchemaRegistry => {
+                let schema_id = crate::registry::azure::schema_id(content_type.unwrap_or_default())
+                    .map_err(DecodeError::BadContentType)?
+                    .to_string();
+                let Some(registry) = self.azure.as_ref() else {
+                    return Err(DecodeError::NoAzureRegistry { schema_id });
+                };
+                let schema = match registry.schema(&schema_id).await {
+                    Ok(schema) => schema,
+                    Err(source) => return Err(DecodeError::AzureRegistry { schema_id, source }),
+                };
+                schema
+                    .datum_to_json(payload, out)
+                    .map_err(|e| DecodeError::BadAzureAvro {
+                        schema_id,
+                        reason: e.0,
+                    })?;
+                Ok(Encoding::AvroAzure)
+            }
             Framing::Json => {
                 json_into(payload, out)?;
                 Ok(Encoding::Json)
@@ -218,13 +288,15 @@ fn json_into(payload: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
 }
 
 /// Writes values of one schema in one encoding. Avro encodings are a fixed prefix (the
-/// Confluent schema id, or the single-object fingerprint) followed by the Avro datum, so the
-/// registry is asked once, when the encoder is built, never per event.
+/// Confluent schema id, or the single-object fingerprint; none for Azure's, whose id is in
+/// the content type) followed by the Avro datum, so the registry is asked once, when the
+/// encoder is built, never per event.
 #[derive(Debug, Clone)]
 pub struct Encoder {
     encoding: Encoding,
     schema: Arc<CompiledSchema>,
     prefix: Vec<u8>,
+    content_type: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -242,6 +314,7 @@ impl Encoder {
             encoding: Encoding::AvroSingleObject,
             schema,
             prefix,
+            content_type: None,
         }
     }
 
@@ -253,6 +326,17 @@ impl Encoder {
             encoding: Encoding::AvroConfluent,
             schema,
             prefix,
+            content_type: None,
+        }
+    }
+
+    /// Azure Schema Registry's format: the bare datum, `content-type: avro/binary+<id>`.
+    pub fn azure(schema: Arc<CompiledSchema>, schema_id: &str) -> Self {
+        Self {
+            encoding: Encoding::AvroAzure,
+            schema,
+            prefix: Vec::new(),
+            content_type: Some(crate::registry::azure::content_type(schema_id)),
         }
     }
 
@@ -261,7 +345,13 @@ impl Encoder {
             encoding: Encoding::Json,
             schema,
             prefix: Vec::new(),
+            content_type: None,
         }
+    }
+
+    /// The content type each event must carry (Kafka header `content-type`), if any.
+    pub fn content_type(&self) -> Option<&str> {
+        self.content_type.as_deref()
     }
 
     pub fn encoding(&self) -> Encoding {
@@ -283,7 +373,7 @@ impl Encoder {
         match self.encoding {
             Encoding::Json => serde_json::to_vec(&avro_to_json(&value))
                 .map_err(|e| EncodeError::Avro(e.to_string())),
-            Encoding::AvroConfluent | Encoding::AvroSingleObject => {
+            Encoding::AvroConfluent | Encoding::AvroSingleObject | Encoding::AvroAzure => {
                 let mut out = Vec::with_capacity(self.prefix.len() + 128);
                 out.extend_from_slice(&self.prefix);
                 self.schema
@@ -389,7 +479,13 @@ pub(crate) mod tests {
                     Some("avro/binary+0123456789abcdef0123456789abcdef")
                 )
                 .await,
-            Err(DecodeError::AzureSchemaRegistry { .. })
+            Err(DecodeError::NoAzureRegistry { .. })
+        ));
+        assert!(matches!(
+            decoder
+                .decode(Some(b"\x02abc"), Some("avro/binary+../x"))
+                .await,
+            Err(DecodeError::BadContentType(_))
         ));
         assert!(matches!(
             decoder.decode(Some(b"{not json"), None).await,

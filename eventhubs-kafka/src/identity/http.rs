@@ -21,7 +21,7 @@ pub(super) fn authority_host(
     }
 }
 
-pub(super) fn is_loopback_http(url: &str) -> bool {
+pub(crate) fn is_loopback_http(url: &str) -> bool {
     let Some(rest) = url.strip_prefix("http://") else {
         return false;
     };

@@ -32,6 +32,7 @@ use std::time::{Duration, SystemTime};
 use crate::secret::Secret;
 
 mod http;
+pub(crate) use http::is_loopback_http;
 mod sources;
 
 pub use sources::{

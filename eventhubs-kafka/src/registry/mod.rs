@@ -1,8 +1,14 @@
-//! Confluent-compatible schema registry client, on `schema_registry_converter`.
+//! Schema registry clients.
 //!
-//! The producer registers its value schema once, under `<topic>-value` (topic name
-//! strategy), and frames every event with the returned id. The consumer resolves ids it
-//! sees to schemas, cached after the first lookup.
+//! Confluent-compatible (here, on `schema_registry_converter`): the producer registers its
+//! value schema once, under `<topic>-value` (topic name strategy), and frames every event
+//! with the returned id. The consumer resolves ids it sees to schemas, cached after the
+//! first lookup.
+//!
+//! Azure Schema Registry ([`azure`]): the same roles, with Entra ID tokens, schema groups,
+//! string ids, and the id in the event's content type instead of a prefix.
+
+pub mod azure;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,6 +29,8 @@ pub struct RegistrySettings {
     pub url: String,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// An Azure Schema Registry's schema group: the producer writes Azure's format.
+    pub schema_group: Option<String>,
 }
 
 /// A registry call that failed. Its text comes from the registry client and names no secret.
@@ -34,6 +42,13 @@ pub struct RegistryError {
 }
 
 impl RegistryError {
+    pub fn new(message: impl Into<String>, retriable: bool) -> Self {
+        Self {
+            message: message.into(),
+            retriable,
+        }
+    }
+
     pub fn is_retriable(&self) -> bool {
         self.retriable
     }
@@ -75,6 +90,19 @@ impl RegistrySettings {
         let subject = format!("{topic}-value");
         let registered = encoder.get_schema_and_id(&subject, strategy).await?;
         Ok(registered.id)
+    }
+
+    /// The same URL as an Azure Schema Registry, with tokens from the credential chain
+    /// (environment through `env`). Asks for no token until an Azure event needs one.
+    pub fn azure(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<azure::AzureRegistry, RegistryError> {
+        let tokens = crate::identity::TokenCache::new(
+            Box::new(crate::identity::default_credential(env)),
+            azure::SCHEMA_REGISTRY_SCOPE,
+        );
+        azure::AzureRegistry::new(&self.url, Arc::new(tokens))
     }
 
     pub fn decoder(&self) -> Result<ConfluentDecoder, RegistryError> {
