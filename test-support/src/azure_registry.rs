@@ -141,7 +141,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// A certificate for `127.0.0.1` (and `localhost`), signed by its own key.
-fn self_signed_for_loopback() -> (openssl::x509::X509, openssl::pkey::PKey<openssl::pkey::Private>) {
+fn self_signed_for_loopback() -> (
+    openssl::x509::X509,
+    openssl::pkey::PKey<openssl::pkey::Private>,
+) {
     use openssl::x509::extension::SubjectAlternativeName;
     let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).expect("RSA key"))
         .expect("key");
@@ -231,7 +234,11 @@ fn unauthorized(headers: &HeaderMap) -> Option<Response> {
     let claims = token
         .split('.')
         .nth(1)
-        .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
     let Some(claims) = claims else {
         return refuse("The bearer token is not a JWT.");
@@ -252,7 +259,13 @@ fn unauthorized(headers: &HeaderMap) -> Option<Response> {
     None
 }
 
-fn record(state: &Shared, method: &str, path: String, query: &HashMap<String, String>, status: u16) {
+fn record(
+    state: &Shared,
+    method: &str,
+    path: String,
+    query: &HashMap<String, String>,
+    status: u16,
+) {
     lock(&state.requests).push(RegistryRequest {
         method: method.into(),
         path,
@@ -321,7 +334,10 @@ fn avro_content_type(headers: &HeaderMap) -> bool {
     headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.replace(' ', "").eq_ignore_ascii_case("application/json;serialization=avro"))
+        .is_some_and(|v| {
+            v.replace(' ', "")
+                .eq_ignore_ascii_case("application/json;serialization=avro")
+        })
 }
 
 async fn register(
@@ -403,7 +419,11 @@ async fn get_id(
     let query = crate::token::query_map(&uri);
     let response = (|| {
         let Some(name) = name.strip_suffix(":get-id") else {
-            return error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "POST is for :get-id");
+            return error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "POST is for :get-id",
+            );
         };
         if let Some(r) = refusal(&state, &headers, &query, Some(&group)) {
             return r;

@@ -223,6 +223,13 @@ sys.stdout.write(urllib.request.urlopen(url, timeout=10).read().decode())
             .expect("make the fake az executable");
     }
 
+    /// A token for `audience` as this service would issue it, without a request (for a
+    /// client that cannot ask, such as a Python one given a static credential).
+    pub fn issue(&self, audience: &str) -> String {
+        self.shared
+            .token_for(audience, &self.shared.options.client_id)
+    }
+
     pub fn requests(&self) -> Vec<TokenRequest> {
         self.shared
             .requests

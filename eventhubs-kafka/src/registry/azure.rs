@@ -111,7 +111,10 @@ impl AzureRegistry {
             .await
             .map_err(|e| RegistryError::new(format!("the token request failed: {e}"), true))?
             .map_err(|e| {
-                RegistryError::new(format!("no token for the Azure Schema Registry: {e}"), false)
+                RegistryError::new(
+                    format!("no token for the Azure Schema Registry: {e}"),
+                    false,
+                )
             })?;
         Ok(format!("Bearer {}", token.token.expose()))
     }
@@ -139,7 +142,11 @@ impl AzureRegistry {
             .send()
             .await
             .map_err(|e| unreachable(&self.endpoint, e))?;
-        let response = success(response, &format!("registering `{name}` in group `{group}`")).await?;
+        let response = success(
+            response,
+            &format!("registering `{name}` in group `{group}`"),
+        )
+        .await?;
         response
             .headers()
             .get("schema-id")
@@ -160,7 +167,10 @@ impl AzureRegistry {
             return Ok(s.clone());
         }
         if !is_schema_id(id) {
-            return Err(RegistryError::new(format!("`{id}` is not a schema id"), false));
+            return Err(RegistryError::new(
+                format!("`{id}` is not a schema id"),
+                false,
+            ));
         }
         let url = format!(
             "{}/$schemaGroups/$schemas/{id}?api-version={API_VERSION}",
@@ -181,7 +191,10 @@ impl AzureRegistry {
             .await
             .map_err(|e| RegistryError::new(format!("{what}: {e}"), true))?;
         let schema = apache_avro::Schema::parse_str(&text).map_err(|e| {
-            RegistryError::new(format!("{what}: the registry's schema is not Avro: {e}"), false)
+            RegistryError::new(
+                format!("{what}: the registry's schema is not Avro: {e}"),
+                false,
+            )
         })?;
         let compiled = Arc::new(CompiledSchema::new(schema).map_err(|e| {
             RegistryError::new(format!("{what}: the schema does not compile: {e}"), false)
@@ -227,14 +240,21 @@ async fn success(
     }
     let body = response.text().await.unwrap_or_default();
     let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    let reason = match (json["error"]["code"].as_str(), json["error"]["message"].as_str()) {
+    let reason = match (
+        json["error"]["code"].as_str(),
+        json["error"]["message"].as_str(),
+    ) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (None, Some(message)) => message.to_string(),
         _ => "no reason given".to_string(),
     };
     let hint = match status.as_u16() {
-        401 => " (the token was refused: is it for this tenant, with scope https://eventhubs.azure.net/.default?)",
-        403 => " (the principal needs Schema Registry Reader, or Contributor to register, on the namespace)",
+        401 => {
+            " (the token was refused: is it for this tenant, with scope https://eventhubs.azure.net/.default?)"
+        }
+        403 => {
+            " (the principal needs Schema Registry Reader, or Contributor to register, on the namespace)"
+        }
         _ => "",
     };
     Err(RegistryError::new(
@@ -257,7 +277,10 @@ mod tests {
         assert!(schema_id("avro/binary+").is_err());
         assert!(schema_id("application/json").is_err());
         assert_eq!(content_type("abc"), "avro/binary+abc");
-        assert_eq!(path_segment("com.example.Telemetry"), "com.example.Telemetry");
+        assert_eq!(
+            path_segment("com.example.Telemetry"),
+            "com.example.Telemetry"
+        );
         assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
     }
 }
