@@ -320,3 +320,31 @@ resource "azurerm_role_assignment" "blob_readers" {
   role_definition_name = "Storage Blob Data Reader"
   principal_id         = each.value
 }
+
+# --- Azure Schema Registry -------------------------------------------------------------------
+
+# A schema group for `producer --schema-group` (Avro, Azure's format: the schema id in each
+# event's content type). The registry takes Microsoft Entra ID only, whatever
+# local_authentication_enabled says: writers need Schema Registry Contributor, readers
+# (consumers, the capture-loader) Schema Registry Reader, both on the namespace.
+resource "azurerm_eventhub_namespace_schema_group" "telemetry" {
+  count                = var.schema_group_name == null ? 0 : 1
+  name                 = var.schema_group_name
+  namespace_id         = azurerm_eventhub_namespace.main.id
+  schema_compatibility = var.schema_group_compatibility
+  schema_type          = "Avro"
+}
+
+resource "azurerm_role_assignment" "schema_writers" {
+  for_each             = toset(var.schema_writer_principal_ids)
+  scope                = azurerm_eventhub_namespace.main.id
+  role_definition_name = "Schema Registry Contributor (Preview)"
+  principal_id         = each.value
+}
+
+resource "azurerm_role_assignment" "schema_readers" {
+  for_each             = toset(var.schema_reader_principal_ids)
+  scope                = azurerm_eventhub_namespace.main.id
+  role_definition_name = "Schema Registry Reader (Preview)"
+  principal_id         = each.value
+}

@@ -45,3 +45,8 @@ output "database_url" {
   value       = "postgres://${azurerm_postgresql_flexible_server.loader.administrator_login}:${urlencode(random_password.postgres.result)}@${azurerm_postgresql_flexible_server.loader.fqdn}:5432/${azurerm_postgresql_flexible_server_database.capture.name}?sslmode=verify-full&sslrootcert=system"
   sensitive   = true
 }
+
+output "schema_registry_url" {
+  description = "SCHEMA_REGISTRY_URL for the Azure Schema Registry (with SCHEMA_REGISTRY_GROUP = schema_group_name)."
+  value       = "https://${azurerm_eventhub_namespace.main.name}.servicebus.windows.net"
+}

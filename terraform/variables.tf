@@ -235,3 +235,31 @@ variable "blob_reader_principal_ids" {
   type        = list(string)
   default     = []
 }
+
+variable "schema_group_name" {
+  description = "An Azure Schema Registry schema group (Avro) for `producer --schema-group`; null: none."
+  type        = string
+  default     = null
+}
+
+variable "schema_group_compatibility" {
+  description = "The schema group's compatibility rule: Backward (the schemas/ evolution rule: add fields with defaults), Forward or None."
+  type        = string
+  default     = "Backward"
+  validation {
+    condition     = contains(["None", "Backward", "Forward"], var.schema_group_compatibility)
+    error_message = "schema_group_compatibility: None, Backward or Forward."
+  }
+}
+
+variable "schema_writer_principal_ids" {
+  description = "Principals given Schema Registry Contributor on the namespace (producers that register schemas)."
+  type        = list(string)
+  default     = []
+}
+
+variable "schema_reader_principal_ids" {
+  description = "Principals given Schema Registry Reader on the namespace (consumers and the capture-loader, which fetch schemas by id)."
+  type        = list(string)
+  default     = []
+}

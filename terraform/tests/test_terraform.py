@@ -176,6 +176,7 @@ def evaluate(expr, variables, scope=None):
     if code.startswith("(str(") and code.endswith("))") and code.count("str(") == 1:
         code = code[5:-2]  # a lone "${x}" is x itself, not its text
     code = code.replace("&&", " and ").replace("||", " or ")
+    code = re.sub(r"(==|!=)\s*null\b", lambda m: " is None" if m[1] == "==" else " is not None", code)
     code = re.sub(r"!(?!=)", " not ", code)
     code = re.sub(r"\bvar\.(\w+)", r"VAR['\1']", code)
     code = re.sub(r"\blocal\.(\w+)", r"LOCAL['\1']", code)
@@ -190,6 +191,7 @@ def evaluate(expr, variables, scope=None):
         "substr": lambda s, off, n: s[off:off + n],
         "contains": lambda xs, x: x in xs,
         "range": lambda a, b: list(range(a, b)),
+        "null": None,
     }
     return eval(code, {"__builtins__": {"str": str, "list": list}}, names)  # noqa: S307
 
@@ -329,3 +331,21 @@ def test_local_authentication_can_be_turned_off_and_then_no_sas_rule_exists():
         assert output["value"].startswith("${one("), output  # null, not an error, without the rule
         assert output["sensitive"] is True
     assert OUTPUTS["namespace"]["value"] == "${azurerm_eventhub_namespace.main.name}"
+
+
+def test_schema_group_is_avro_optional_and_its_roles_are_on_the_namespace():
+    group = resource("azurerm_eventhub_namespace_schema_group", "telemetry")
+    assert group["schema_type"] == "Avro"
+    assert group["namespace_id"] == "${azurerm_eventhub_namespace.main.id}"
+    assert group["schema_compatibility"] == "${var.schema_group_compatibility}"
+    assert DEFAULTS["schema_group_compatibility"] == "Backward"
+    assert evaluate(group["count"], dict(DEFAULTS)) == 0
+    assert evaluate(group["count"], dict(DEFAULTS, schema_group_name="telemetry-schemas")) == 1
+    roles = {"schema_writers": "Schema Registry Contributor (Preview)",
+             "schema_readers": "Schema Registry Reader (Preview)"}
+    for name, role in roles.items():
+        assignment = resource("azurerm_role_assignment", name)
+        assert assignment["role_definition_name"] == role
+        assert assignment["scope"] == "${azurerm_eventhub_namespace.main.id}"
+    assert OUTPUTS["schema_registry_url"]["value"] == (
+        "https://${azurerm_eventhub_namespace.main.name}.servicebus.windows.net")
