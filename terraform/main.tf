@@ -323,18 +323,11 @@ resource "azurerm_role_assignment" "blob_readers" {
 
 # --- Azure Schema Registry -------------------------------------------------------------------
 
-# A schema group for `producer --schema-group` (Avro, Azure's format: the schema id in each
-# event's content type). The registry takes Microsoft Entra ID only, whatever
-# local_authentication_enabled says: writers need Schema Registry Contributor, readers
-# (consumers, the capture-loader) Schema Registry Reader, both on the namespace.
-resource "azurerm_eventhub_namespace_schema_group" "telemetry" {
-  count                = var.schema_group_name == null ? 0 : 1
-  name                 = var.schema_group_name
-  namespace_id         = azurerm_eventhub_namespace.main.id
-  schema_compatibility = var.schema_group_compatibility
-  schema_type          = "Avro"
-}
-
+# The schema group `telemetry` (above) serves `producer --schema-group telemetry` (Azure's
+# format: the schema id in each event's content type). The registry takes Microsoft Entra ID
+# only, whatever local_authentication_enabled says: writers need Schema Registry
+# Contributor, readers (consumers, the capture-loader) Schema Registry Reader, both on the
+# namespace.
 resource "azurerm_role_assignment" "schema_writers" {
   for_each             = toset(var.schema_writer_principal_ids)
   scope                = azurerm_eventhub_namespace.main.id

@@ -47,6 +47,6 @@ output "database_url" {
 }
 
 output "schema_registry_url" {
-  description = "SCHEMA_REGISTRY_URL for the Azure Schema Registry (with SCHEMA_REGISTRY_GROUP = schema_group_name)."
+  description = "SCHEMA_REGISTRY_URL for the Azure Schema Registry (with SCHEMA_REGISTRY_GROUP from the schema_group output)."
   value       = "https://${azurerm_eventhub_namespace.main.name}.servicebus.windows.net"
 }

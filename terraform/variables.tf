@@ -236,22 +236,6 @@ variable "blob_reader_principal_ids" {
   default     = []
 }
 
-variable "schema_group_name" {
-  description = "An Azure Schema Registry schema group (Avro) for `producer --schema-group`; null: none."
-  type        = string
-  default     = null
-}
-
-variable "schema_group_compatibility" {
-  description = "The schema group's compatibility rule: Backward (the schemas/ evolution rule: add fields with defaults), Forward or None."
-  type        = string
-  default     = "Backward"
-  validation {
-    condition     = contains(["None", "Backward", "Forward"], var.schema_group_compatibility)
-    error_message = "schema_group_compatibility: None, Backward or Forward."
-  }
-}
-
 variable "schema_writer_principal_ids" {
   description = "Principals given Schema Registry Contributor on the namespace (producers that register schemas)."
   type        = list(string)
