@@ -497,7 +497,8 @@ pub struct RegistryArgs {
 
     /// Azure Schema Registry schema group: the producer registers its schema there and writes
     /// Azure's format (content type avro/binary+ID); --schema-registry-url is then the
-    /// namespace, https://NAMESPACE.servicebus.windows.net, reached with Microsoft Entra ID
+    /// namespace's own endpoint (https, NAMESPACE.servicebus.windows.net), reached with
+    /// Microsoft Entra ID
     #[arg(long, env = "SCHEMA_REGISTRY_GROUP", value_name = "GROUP")]
     pub schema_group: Option<String>,
 }
