@@ -2,8 +2,11 @@
 //! start of its window, laid out by the archive name format. The default is
 //! `{Namespace}/{EventHub}/{PartitionId}/{Year}/{Month}/{Day}/{Hour}/{Minute}/{Second}`;
 //! a custom format has the same nine tokens in any order with any delimiters.
+//!
+//! One layout, both ways: [`NameFormat::locate`] reads a path (the capture-loader),
+//! [`NameFormat::render`] writes one (the consumer's own Capture files).
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 
 pub const DEFAULT_FORMAT: &str =
     "{Namespace}/{EventHub}/{PartitionId}/{Year}/{Month}/{Day}/{Hour}/{Minute}/{Second}";
@@ -115,6 +118,30 @@ impl NameFormat {
         Ok(Self { parts })
     }
 
+    /// The path of the file for `location` (without `.avro`), as Capture names it: numbers
+    /// zero-padded (year 4 digits, the rest 2).
+    pub fn render(&self, location: &CaptureLocation) -> String {
+        let t = location.window_start;
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Literal(l) => out.push_str(l),
+                Part::Token(token) => match token {
+                    Token::Namespace => out.push_str(&location.namespace),
+                    Token::EventHub => out.push_str(&location.event_hub),
+                    Token::PartitionId => out.push_str(&location.partition_id),
+                    Token::Year => out.push_str(&format!("{:04}", t.year())),
+                    Token::Month => out.push_str(&format!("{:02}", t.month())),
+                    Token::Day => out.push_str(&format!("{:02}", t.day())),
+                    Token::Hour => out.push_str(&format!("{:02}", t.hour())),
+                    Token::Minute => out.push_str(&format!("{:02}", t.minute())),
+                    Token::Second => out.push_str(&format!("{:02}", t.second())),
+                },
+            }
+        }
+        out
+    }
+
     /// Read a blob path (or a file path: only its end has to match the format; a leading
     /// container or folder and a `.avro` extension are allowed).
     pub fn locate(&self, path: &str) -> Option<CaptureLocation> {
@@ -179,6 +206,28 @@ impl Default for NameFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn render_and_locate_are_one_layout() {
+        let location = CaptureLocation {
+            namespace: "myns".into(),
+            event_hub: "telemetry".into(),
+            partition_id: "3".into(),
+            window_start: "2026-01-02T03:04:05Z".parse().unwrap(),
+        };
+        let default = NameFormat::default();
+        assert_eq!(
+            default.render(&location),
+            "myns/telemetry/3/2026/01/02/03/04/05"
+        );
+        for format in [
+            DEFAULT_FORMAT,
+            "{Year}-{Month}-{Day}/{EventHub}_{Namespace}/p{PartitionId}/{Hour}h{Minute}m{Second}s",
+        ] {
+            let f = NameFormat::parse(format).unwrap();
+            assert_eq!(f.locate(&f.render(&location)), Some(location.clone()), "{format}");
+        }
+    }
 
     #[test]
     fn default_layout_with_container_prefix_and_extension() {

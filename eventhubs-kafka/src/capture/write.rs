@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use apache_avro::Schema;
 use apache_avro::types::Value;
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Utc};
 
 /// The record schema Capture writes today.
 pub const SCHEMA: &str = r#"{"type":"record","name":"EventData","namespace":"Microsoft.ServiceBus.Messaging","fields":[{"name":"SequenceNumber","type":"long"},{"name":"Offset","type":"string"},{"name":"EnqueuedTimeUtc","type":"string"},{"name":"SystemProperties","type":{"type":"map","values":["long","double","string","bytes"]}},{"name":"Properties","type":{"type":"map","values":["long","double","string","bytes","null"]}},{"name":"Body","type":["null","bytes"]}]}"#;
@@ -119,7 +119,9 @@ fn properties_map(headers: &[(String, Option<Vec<u8>>)]) -> HashMap<String, Valu
     map
 }
 
-/// `{namespace}/{event_hub}/{partition}/{yyyy}/{MM}/{dd}/{HH}/{mm}/{ss}.avro` under `root`.
+/// The file for one window under `root`, in Capture's default layout
+/// (`{namespace}/{event_hub}/{partition}/{yyyy}/{MM}/{dd}/{HH}/{mm}/{ss}.avro`), rendered by
+/// the same [`NameFormat`](super::path::NameFormat) the loader reads paths with.
 pub fn capture_path(
     root: &Path,
     namespace: &str,
@@ -127,16 +129,16 @@ pub fn capture_path(
     partition: i32,
     window_start: DateTime<Utc>,
 ) -> PathBuf {
-    let t = window_start;
-    root.join(namespace)
-        .join(event_hub)
-        .join(partition.to_string())
-        .join(format!("{:04}", t.year()))
-        .join(format!("{:02}", t.month()))
-        .join(format!("{:02}", t.day()))
-        .join(format!("{:02}", t.hour()))
-        .join(format!("{:02}", t.minute()))
-        .join(format!("{:02}.avro", t.second()))
+    let location = super::path::CaptureLocation {
+        namespace: namespace.to_string(),
+        event_hub: event_hub.to_string(),
+        partition_id: partition.to_string(),
+        window_start,
+    };
+    root.join(format!(
+        "{}.avro",
+        super::path::NameFormat::default().render(&location)
+    ))
 }
 
 /// The directories `create_dir_all(dir)` would create, deepest first.
