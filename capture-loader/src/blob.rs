@@ -55,11 +55,12 @@ fn parse_connection_string(text: &str) -> anyhow::Result<StorageConnection> {
     let mut endpoint = None;
     let mut protocol = "https".to_string();
     let mut suffix = "core.windows.net".to_string();
-    for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        let Some((k, v)) = part.split_once('=') else {
-            bail!("AZURE_STORAGE_CONNECTION_STRING has a segment that is not Key=Value");
-        };
-        match k.to_ascii_lowercase().as_str() {
+    let segments = eventhubs_kafka::connection_string::segments(text)
+        .map_err(|e| anyhow::anyhow!("AZURE_STORAGE_CONNECTION_STRING: {e}"))?;
+    // Other keys (QueueEndpoint, TableEndpoint, FileEndpoint, ...) are the other services'.
+    for segment in segments {
+        let v = segment.value;
+        match segment.lower.as_str() {
             "accountname" => account = Some(v.to_string()),
             "accountkey" => key = Some(v.to_string()),
             "sharedaccesssignature" => sas = Some(v.trim_start_matches('?').to_string()),
@@ -304,6 +305,20 @@ impl BlobSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn storage_connection_strings_are_checked_as_event_hubs_ones_are() {
+        for (text, why) in [
+            ("AccountName=a;AccountName=b;AccountKey=k", "more than once"),
+            ("AccountName=a;AccountKey=", "empty value"),
+            ("AccountName=a;AccountKey:U0VDUkVU=", "not a name"),
+            ("AccountName=a;garbage", "not `Key=Value`"),
+        ] {
+            let err = parse_connection_string(text).err().unwrap().to_string();
+            assert!(err.contains(why), "{text}: {err}");
+            assert!(!err.contains("U0VDUkVU"), "{err}");
+        }
+    }
 
     #[test]
     fn connection_strings_give_account_key_and_endpoint() {

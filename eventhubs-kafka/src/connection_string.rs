@@ -10,6 +10,64 @@ use std::str::FromStr;
 
 use crate::secret::Secret;
 
+/// One `Key=Value` segment of a connection string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment<'a> {
+    /// The key as written.
+    pub key: &'a str,
+    /// The key in lower case: keys are case-insensitive in every Azure SDK.
+    pub lower: String,
+    /// Trimmed, never empty.
+    pub value: &'a str,
+}
+
+/// The segments of an Azure connection string (Event Hubs' or Storage's), checked alike for
+/// every kind: `;`-separated, empty segments skipped (the portal's trailing `;`), keys
+/// letters only and case-insensitive, values trimmed and not empty, no key twice. Which keys
+/// are known is the caller's business. No error carries a value, nor a key that is not a
+/// name: after a typo (`SharedAccessKey:…=`) it may hold part of a secret.
+pub fn segments(text: &str) -> Result<Vec<Segment<'_>>, ConnectionStringError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ConnectionStringError::Empty);
+    }
+    let mut out: Vec<Segment<'_>> = Vec::new();
+    for (index, segment) in text.split(';').enumerate() {
+        let position = index + 1;
+        let segment = segment.trim();
+        if segment.is_empty() {
+            continue;
+        }
+        let Some((key, value)) = segment.split_once('=') else {
+            return Err(ConnectionStringError::NotKeyValue { position });
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if key.is_empty() {
+            return Err(ConnectionStringError::NotKeyValue { position });
+        }
+        if key.len() > 64 || !key.chars().all(|c| c.is_ascii_alphabetic()) {
+            return Err(ConnectionStringError::BadKey { position });
+        }
+        let lower = key.to_ascii_lowercase();
+        if out.iter().any(|s| s.lower == lower) {
+            return Err(ConnectionStringError::Duplicate {
+                key: key.to_string(),
+            });
+        }
+        if value.is_empty() {
+            return Err(ConnectionStringError::EmptyValue {
+                key: key.to_string(),
+            });
+        }
+        out.push(Segment {
+            key,
+            lower,
+            value,
+        });
+    }
+    Ok(out)
+}
+
 /// A parsed, validated Event Hubs connection string.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ConnectionString {
@@ -53,6 +111,11 @@ pub enum ConnectionStringError {
         "segment {position} of the connection string has an unknown key (not shown: after a typo it may hold part of the key); expected Endpoint, SharedAccessKeyName, SharedAccessKey, EntityPath or UseDevelopmentEmulator"
     )]
     UnrecognisedSegment { position: usize },
+    /// [`segments`]' form of `UnrecognisedSegment`, for any kind of connection string.
+    #[error(
+        "segment {position} of the connection string has a key that is not a name (not shown: after a typo it may hold part of a key)"
+    )]
+    BadKey { position: usize },
     #[error("`Endpoint` must look like `sb://<namespace>.servicebus.windows.net/`: {reason}")]
     BadEndpoint { reason: String },
     #[error("`UseDevelopmentEmulator` must be `true` or `false`")]
@@ -70,59 +133,27 @@ impl ConnectionString {
         let mut key = None;
         let mut entity_path = None;
         let mut emulator = None;
-        for (index, segment) in trimmed.split(';').enumerate() {
-            let segment = segment.trim();
-            if segment.is_empty() {
-                // A trailing `;` (as the portal writes it) or a doubled one.
-                continue;
+        let segments = segments(trimmed).map_err(|e| match e {
+            ConnectionStringError::BadKey { position } => {
+                ConnectionStringError::UnrecognisedSegment { position }
             }
-            let Some((name, value)) = segment.split_once('=') else {
-                return Err(ConnectionStringError::NotKeyValue {
-                    position: index + 1,
-                });
-            };
-            let name = name.trim();
-            let value = value.trim();
-            // Keys are case-insensitive in every Azure SDK; keep that behaviour.
-            let slot = match name.to_ascii_lowercase().as_str() {
+            e => e,
+        })?;
+        for segment in segments {
+            let slot = match segment.lower.as_str() {
                 "endpoint" => &mut endpoint,
                 "sharedaccesskeyname" => &mut key_name,
                 "sharedaccesskey" => &mut key,
                 "entitypath" => &mut entity_path,
                 "usedevelopmentemulator" => &mut emulator,
                 "sharedaccesssignature" => return Err(ConnectionStringError::SasToken),
-                "" => {
-                    return Err(ConnectionStringError::NotKeyValue {
-                        position: index + 1,
-                    });
-                }
-                // A real key name is letters only; anything else may be key material
-                // after a typo (`SharedAccessKey:…=`), so it is not echoed.
-                _ if !name.is_empty()
-                    && name.len() <= 64
-                    && name.chars().all(|c| c.is_ascii_alphabetic()) =>
-                {
-                    return Err(ConnectionStringError::UnknownKey {
-                        key: name.to_string(),
-                    });
-                }
                 _ => {
-                    return Err(ConnectionStringError::UnrecognisedSegment {
-                        position: index + 1,
+                    return Err(ConnectionStringError::UnknownKey {
+                        key: segment.key.to_string(),
                     });
                 }
             };
-            if slot.is_some() {
-                return Err(ConnectionStringError::Duplicate {
-                    key: name.to_string(),
-                });
-            }
-            if value.is_empty() {
-                return Err(ConnectionStringError::EmptyValue {
-                    key: name.to_string(),
-                });
-            }
-            *slot = Some(value.to_string());
+            *slot = Some(segment.value.to_string());
         }
         let endpoint = endpoint.ok_or(ConnectionStringError::Missing { key: "Endpoint" })?;
         let key_name = key_name.ok_or(ConnectionStringError::Missing {
