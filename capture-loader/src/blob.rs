@@ -291,11 +291,6 @@ impl BlobSource {
             .to_vec())
     }
 
-    /// The prefix listed (for a single blob's URL: that blob's name).
-    pub fn prefix(&self) -> Option<&ObjectPath> {
-        self.prefix.as_ref()
-    }
-
     /// The blob's URL: its name in `capture_files`.
     pub fn url(&self, path: &ObjectPath) -> String {
         format!("{}/{}", self.base, path)

@@ -11,11 +11,11 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use eventhubs_kafka::db::{ExpectedMissing, FileRange};
+pub(crate) use eventhubs_kafka::db::{ExpectedMissing, FileRange};
 
 /// The file on one side of a gap.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Neighbour {
+pub(crate) struct Neighbour {
     pub source: String,
     /// The sequence number next to the gap (the file's last before it, its first after it).
     pub sequence_number: i64,
@@ -25,7 +25,7 @@ pub struct Neighbour {
 
 /// Sequence numbers that should have been loaded and were not.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Gap {
+pub(crate) struct Gap {
     pub first_missing: i64,
     pub last_missing: i64,
     pub missing: i64,
@@ -37,7 +37,7 @@ pub struct Gap {
 
 impl Gap {
     /// The time window the missing events were enqueued in, as far as the neighbours tell.
-    pub fn window(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    pub(crate) fn window(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
         (
             self.after.as_ref().and_then(|n| n.enqueued_time),
             self.before.enqueued_time,
@@ -48,7 +48,7 @@ impl Gap {
 /// Two files that hold some of the same sequence numbers (a re-captured window): not a
 /// loss, since the database keeps each event once, but worth knowing.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Overlap {
+pub(crate) struct Overlap {
     pub first: String,
     pub second: String,
     pub first_sequence_number: i64,
@@ -56,7 +56,7 @@ pub struct Overlap {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Coverage {
+pub(crate) struct Coverage {
     /// Merged ranges of loaded sequence numbers, in order.
     pub loaded: Vec<(i64, i64)>,
     pub gaps: Vec<Gap>,
@@ -64,7 +64,7 @@ pub struct Coverage {
 }
 
 /// Analyse one partition's files against its declared expected-missing ranges.
-pub fn analyse(files: &[FileRange], expected: &[ExpectedMissing]) -> Coverage {
+pub(crate) fn analyse(files: &[FileRange], expected: &[ExpectedMissing]) -> Coverage {
     let mut sorted: Vec<&FileRange> = files
         .iter()
         .filter(|f| f.first_sequence_number <= f.last_sequence_number)

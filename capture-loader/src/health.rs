@@ -14,7 +14,7 @@ use crate::db::{
 use crate::gaps::{self, ExpectedMissing, Gap, Overlap};
 
 #[derive(Debug, Clone, Serialize)]
-pub struct PartitionHealth {
+pub(crate) struct PartitionHealth {
     /// Files, events, the newest sequence number and enqueue time, as the store counts them
     /// (flattened: the JSON keeps those fields at this level).
     #[serde(flatten)]
@@ -31,7 +31,7 @@ pub struct PartitionHealth {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Health {
+pub(crate) struct Health {
     pub generated_at: DateTime<Utc>,
     pub partitions: Vec<PartitionHealth>,
     pub failed_files: Vec<FailedFile>,
@@ -42,13 +42,13 @@ pub struct Health {
 
 impl Health {
     /// Nothing for a scheduler to alert on.
-    pub fn is_healthy(&self) -> bool {
+    pub(crate) fn is_healthy(&self) -> bool {
         self.gaps == 0 && self.failed_files.is_empty() && self.stale_partitions == 0
     }
 }
 
 /// Read what the store knows and assess it at `now`.
-pub fn assess(
+pub(crate) fn assess(
     store: &mut dyn Store,
     now: DateTime<Utc>,
     stale_after: Option<Duration>,

@@ -25,7 +25,7 @@ use crate::db::{EventRow, FileRecord, FileStatus, Store};
 
 /// Where files come from and how to read their paths.
 #[derive(Clone)]
-pub struct LoadOptions {
+pub(crate) struct LoadOptions {
     pub sources: Vec<String>,
     pub name_format: NameFormat,
     pub namespace: Option<String>,
@@ -37,7 +37,7 @@ pub struct LoadOptions {
 
 impl LoadOptions {
     /// No sources and no filters yet.
-    pub fn new(name_format: NameFormat) -> Self {
+    pub(crate) fn new(name_format: NameFormat) -> Self {
         Self {
             sources: Vec::new(),
             name_format,
@@ -103,7 +103,7 @@ struct Candidate {
 }
 
 /// `--since` / `--until`: RFC 3339, or a date (midnight UTC).
-pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -217,7 +217,7 @@ fn fingerprint(bytes: &[u8]) -> String {
 /// decoder, which may ask the schema registry. `jobs` workers load whole partitions in
 /// parallel, each with its own database connection; within a partition files load in
 /// window order.
-pub fn load(
+pub(crate) fn load(
     db: &crate::db::Database,
     decoder: &Decoder,
     options: &LoadOptions,

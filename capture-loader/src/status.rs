@@ -102,7 +102,7 @@ fn parse_expected(spec: &str) -> Result<DeclaredMissing, String> {
     })
 }
 
-pub fn run_status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run_status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let mut store = args.db.database()?.open()?;
     for declared in &args.expect_missing {
         let mut declared = declared.clone();
@@ -195,7 +195,7 @@ fn print_table(out: &mut impl Write, health: &Health) -> std::io::Result<()> {
 }
 
 /// The report page for the database behind `store`.
-pub fn report_page(
+pub(crate) fn report_page(
     store: &mut dyn Store,
     stale_after: Option<Duration>,
     title: &str,
@@ -207,7 +207,7 @@ pub fn report_page(
     Ok(report::render(&data, &health, title))
 }
 
-pub fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let mut store = args.db.database()?.open()?;
     let page = report_page(store.as_mut(), args.stale_after, &args.title)?;
     std::fs::write(&args.output, page)

@@ -14,7 +14,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::positions::Positions;
 
-pub struct CaptureSink {
+pub(crate) struct CaptureSink {
     root: PathBuf,
     namespace: String,
     window: Duration,
@@ -33,7 +33,7 @@ struct Window {
 /// An event as Capture records it: the Kafka offset as sequence number and offset, the
 /// record's timestamp as enqueue time, a UTF-8 key as partition key (any other key as
 /// `x-opt-kafka-key`), headers as properties. The capture files and `--sink-db` both use it.
-pub fn captured_record(message: &BorrowedMessage<'_>) -> CapturedRecord {
+pub(crate) fn captured_record(message: &BorrowedMessage<'_>) -> CapturedRecord {
     let enqueued_time = message
         .timestamp()
         .to_millis()
@@ -72,7 +72,12 @@ pub fn captured_record(message: &BorrowedMessage<'_>) -> CapturedRecord {
 }
 
 impl CaptureSink {
-    pub fn new(root: PathBuf, namespace: String, window: Duration, size_limit: usize) -> Self {
+    pub(crate) fn new(
+        root: PathBuf,
+        namespace: String,
+        window: Duration,
+        size_limit: usize,
+    ) -> Self {
         Self {
             root,
             namespace,
@@ -87,7 +92,7 @@ impl CaptureSink {
     }
 
     /// Add one event to its partition's open window.
-    pub fn add(&self, message: &BorrowedMessage<'_>) {
+    pub(crate) fn add(&self, message: &BorrowedMessage<'_>) {
         let record = captured_record(message);
         let size = record.body.as_ref().map_or(0, Vec::len) + 64;
         let mut open = self.lock();
@@ -107,7 +112,7 @@ impl CaptureSink {
 
     /// Write the windows that are over (`all`: every open window), then advance their
     /// partitions' positions. Returns how many files were written.
-    pub fn close(&self, all: bool, positions: &Positions) -> std::io::Result<usize> {
+    pub(crate) fn close(&self, all: bool, positions: &Positions) -> std::io::Result<usize> {
         let mut open = self.lock();
         let due: Vec<(String, i32)> = open
             .iter()

@@ -27,8 +27,8 @@ use crate::sink_db::{DbSink, DbSinkOptions};
 use crate::{ConsumeArgs, OnUndecodable};
 
 /// Header names on dead-lettered events.
-pub const DEAD_LETTER_ERROR_HEADER: &str = "x-dead-letter-error";
-pub const DEAD_LETTER_SOURCE_HEADER: &str = "x-dead-letter-source";
+pub(crate) const DEAD_LETTER_ERROR_HEADER: &str = "x-dead-letter-error";
+pub(crate) const DEAD_LETTER_SOURCE_HEADER: &str = "x-dead-letter-source";
 
 #[derive(Debug, Default)]
 struct Counts {
@@ -46,7 +46,7 @@ enum Stop {
     Undecodable,
 }
 
-pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let settings = args.kafka.client_settings("eventhubs-kafka-consumer")?;
     let topic = args.kafka.topic(&settings)?;
     let group = args.group.clone().context("--group is required")?;

@@ -14,9 +14,9 @@ use crate::output::Sink;
 use crate::positions::Positions;
 
 /// The consumer's context: the shared one with this member's role.
-pub type GroupContext = ToolContext<Member>;
+pub(crate) type GroupContext = ToolContext<Member>;
 
-pub struct Member {
+pub(crate) struct Member {
     pub sink: Sink,
     pub positions: Positions,
 }

@@ -20,12 +20,12 @@ thread_local! {
 }
 
 /// A message's headers: (key, value) in order, repeated keys kept.
-pub type HeaderList<'a> = Vec<(&'a str, Option<&'a [u8]>)>;
+pub(crate) type HeaderList<'a> = Vec<(&'a str, Option<&'a [u8]>)>;
 
 /// Why a message's headers cannot be read.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("a header key is not UTF-8, so the event's headers cannot be read")]
-pub struct UnreadableHeaders;
+pub(crate) struct UnreadableHeaders;
 
 /// Make the panic hook silent for the panics [`read`] catches (once per process).
 fn install_hook() {
@@ -41,7 +41,9 @@ fn install_hook() {
 }
 
 /// The headers of `message`.
-pub fn read<'a>(message: &'a BorrowedMessage<'_>) -> Result<HeaderList<'a>, UnreadableHeaders> {
+pub(crate) fn read<'a>(
+    message: &'a BorrowedMessage<'_>,
+) -> Result<HeaderList<'a>, UnreadableHeaders> {
     let Some(headers) = message.headers() else {
         return Ok(Vec::new());
     };
@@ -55,7 +57,7 @@ pub fn read<'a>(message: &'a BorrowedMessage<'_>) -> Result<HeaderList<'a>, Unre
 }
 
 /// The `content-type` header (Azure Schema Registry payloads carry one).
-pub fn content_type<'a>(headers: &HeaderList<'a>) -> Option<&'a str> {
+pub(crate) fn content_type<'a>(headers: &HeaderList<'a>) -> Option<&'a str> {
     headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))

@@ -37,7 +37,7 @@ pub struct LagArgs {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct PartitionLag {
+pub(crate) struct PartitionLag {
     pub topic: String,
     pub partition: i32,
     /// The next offset the group will read; `None` when it has committed nothing.
@@ -55,7 +55,7 @@ struct Report<'a> {
     total_lag: i64,
 }
 
-pub async fn run(args: LagArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: LagArgs) -> anyhow::Result<ExitCode> {
     tokio::task::spawn_blocking(move || {
         let lags = measure(&args)?;
         let total_lag = lags.iter().map(|l| l.lag).sum();
@@ -90,7 +90,7 @@ pub async fn run(args: LagArgs) -> anyhow::Result<ExitCode> {
     .await?
 }
 
-pub fn measure(args: &LagArgs) -> anyhow::Result<Vec<PartitionLag>> {
+pub(crate) fn measure(args: &LagArgs) -> anyhow::Result<Vec<PartitionLag>> {
     let settings = args.kafka.client_settings("eventhubs-kafka-lag")?;
     let topic = args.kafka.topic(&settings).ok();
     if let Some(topic) = &topic {

@@ -21,7 +21,7 @@ pub enum OutputFormat {
 
 /// Where consumed events go: JSON lines, Capture files, or the capture tables.
 #[derive(Clone)]
-pub enum Sink {
+pub(crate) enum Sink {
     Lines(Output),
     Capture(std::sync::Arc<crate::capture::CaptureSink>),
     Database(std::sync::Arc<crate::sink_db::DbSink>),
@@ -30,7 +30,11 @@ pub enum Sink {
 impl Sink {
     /// Make what was written durable (lines flushed; capture windows that are over, or
     /// all of them, written), advancing positions where the sink owns them.
-    pub fn flush(&self, all: bool, positions: &crate::positions::Positions) -> std::io::Result<()> {
+    pub(crate) fn flush(
+        &self,
+        all: bool,
+        positions: &crate::positions::Positions,
+    ) -> std::io::Result<()> {
         match self {
             Self::Lines(output) => output.flush(),
             Self::Capture(capture) => capture.close(all, positions).map(|_| ()),
@@ -43,24 +47,24 @@ impl Sink {
 
 /// Where event lines go. Cloning shares the same writer.
 #[derive(Clone)]
-pub struct Output {
+pub(crate) struct Output {
     format: OutputFormat,
     writer: Arc<Mutex<BufWriter<Box<dyn Write + Send>>>>,
 }
 
 impl Output {
-    pub fn stdout(format: OutputFormat) -> Self {
+    pub(crate) fn stdout(format: OutputFormat) -> Self {
         Self::new(format, Box::new(std::io::stdout()))
     }
 
-    pub fn new(format: OutputFormat, sink: Box<dyn Write + Send>) -> Self {
+    pub(crate) fn new(format: OutputFormat, sink: Box<dyn Write + Send>) -> Self {
         Self {
             format,
             writer: Arc::new(Mutex::new(BufWriter::with_capacity(1 << 16, sink))),
         }
     }
 
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.format != OutputFormat::None
     }
 
@@ -69,7 +73,7 @@ impl Output {
     }
 
     /// Write one complete line (ending in a newline).
-    pub fn write_line(&self, line: &[u8]) -> std::io::Result<()> {
+    pub(crate) fn write_line(&self, line: &[u8]) -> std::io::Result<()> {
         if !self.enabled() {
             return Ok(());
         }
@@ -77,7 +81,7 @@ impl Output {
     }
 
     /// Make everything written so far reach stdout; called before every commit.
-    pub fn flush(&self) -> std::io::Result<()> {
+    pub(crate) fn flush(&self) -> std::io::Result<()> {
         self.lock().flush()
     }
 }
@@ -100,7 +104,7 @@ fn json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// Start a line with the fields every line has, up to and including `"headers":{...}`;
 /// the caller ends it with [`finish_decoded`] or [`finish_undecodable`].
-pub fn start_line(
+pub(crate) fn start_line(
     out: &mut Vec<u8>,
     message: &BorrowedMessage<'_>,
     headers: &crate::headers::HeaderList<'_>,
@@ -142,7 +146,7 @@ pub fn start_line(
 }
 
 /// `,"encoding":"…","value":<json>}` + newline.
-pub fn finish_decoded(out: &mut Vec<u8>, encoding: &str, value: &[u8]) {
+pub(crate) fn finish_decoded(out: &mut Vec<u8>, encoding: &str, value: &[u8]) {
     out.extend_from_slice(b",\"encoding\":");
     json_str(out, encoding);
     out.extend_from_slice(b",\"value\":");
@@ -151,7 +155,7 @@ pub fn finish_decoded(out: &mut Vec<u8>, encoding: &str, value: &[u8]) {
 }
 
 /// `,"encoding":null,"error":"…","raw":"<base64>"}` + newline.
-pub fn finish_undecodable(out: &mut Vec<u8>, error: &str, message: &BorrowedMessage<'_>) {
+pub(crate) fn finish_undecodable(out: &mut Vec<u8>, error: &str, message: &BorrowedMessage<'_>) {
     out.extend_from_slice(b",\"encoding\":null,\"error\":");
     json_str(out, error);
     out.extend_from_slice(b",\"raw\":");

@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 #[derive(Default)]
-pub struct Positions {
+pub(crate) struct Positions {
     inner: Mutex<HashMap<String, BTreeMap<i32, Entry>>>,
 }
 
@@ -28,7 +28,7 @@ impl Positions {
     }
 
     /// The event at `offset` was written out.
-    pub fn advance(&self, topic: &str, partition: i32, offset: i64) {
+    pub(crate) fn advance(&self, topic: &str, partition: i32, offset: i64) {
         let entry = Entry {
             next: offset + 1,
             dirty: true,
@@ -45,7 +45,7 @@ impl Positions {
     }
 
     /// All positions, if any moved since the last snapshot; marks them clean.
-    pub fn snapshot_if_moved(&self) -> Option<TopicPartitionList> {
+    pub(crate) fn snapshot_if_moved(&self) -> Option<TopicPartitionList> {
         let moved = self
             .lock()
             .values()
@@ -58,7 +58,7 @@ impl Positions {
     }
 
     /// All positions (none: `None`), marked clean.
-    pub fn snapshot_all(&self) -> Option<TopicPartitionList> {
+    pub(crate) fn snapshot_all(&self) -> Option<TopicPartitionList> {
         let mut map = self.lock();
         let mut list = TopicPartitionList::new();
         for (topic, partitions) in map.iter_mut() {
@@ -73,7 +73,7 @@ impl Positions {
     /// A commit of `failed` did not happen: its partitions are committed again at the next
     /// interval even when nothing new arrives (a snapshot marks positions clean before the
     /// broker has answered; without this an idle consumer would never retry).
-    pub fn mark_uncommitted(&self, failed: &TopicPartitionList) {
+    pub(crate) fn mark_uncommitted(&self, failed: &TopicPartitionList) {
         let mut map = self.lock();
         for e in failed.elements() {
             if let Some(entry) = map
@@ -87,7 +87,7 @@ impl Positions {
 
     /// Positions of the given partitions (those about to be revoked), removed from here:
     /// once revoked, another consumer owns them and an older position must not be committed.
-    pub fn take(&self, partitions: &TopicPartitionList) -> TopicPartitionList {
+    pub(crate) fn take(&self, partitions: &TopicPartitionList) -> TopicPartitionList {
         let mut map = self.lock();
         let mut list = TopicPartitionList::new();
         for e in partitions.elements() {

@@ -32,7 +32,7 @@ use crate::positions::Positions;
 
 /// How the sink batches.
 #[derive(Debug, Clone)]
-pub struct DbSinkOptions {
+pub(crate) struct DbSinkOptions {
     /// Consumer group: the key of its positions, and `kafka:<group>` as the rows' source.
     pub group: String,
     /// The Event Hubs namespace the rows are filed under.
@@ -45,7 +45,7 @@ pub struct DbSinkOptions {
 
 /// What went into the database.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Written {
+pub(crate) struct Written {
     pub inserted: u64,
     /// Already in the table (written before a kill, or loaded from a Capture file).
     pub duplicates: u64,
@@ -113,7 +113,7 @@ impl StoreThread {
     }
 }
 
-pub struct DbSink {
+pub(crate) struct DbSink {
     options: DbSinkOptions,
     store: StoreThread,
     pending: Mutex<Pending>,
@@ -126,7 +126,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl DbSink {
     /// Open (and migrate) the database on the sink's own thread.
-    pub fn open(database: Database, options: DbSinkOptions) -> anyhow::Result<Self> {
+    pub(crate) fn open(database: Database, options: DbSinkOptions) -> anyhow::Result<Self> {
         Ok(Self {
             options,
             store: StoreThread::start(database)?,
@@ -137,7 +137,7 @@ impl DbSink {
 
     /// Buffer one event; `body_json` is its decoded body (`None`: bytes only). Returns
     /// whether the batch is full (the caller flushes).
-    pub fn add(
+    pub(crate) fn add(
         &self,
         message: &BorrowedMessage<'_>,
         body_json: Option<String>,
@@ -182,7 +182,7 @@ impl DbSink {
     }
 
     /// Whether the oldest buffered event has waited its interval.
-    pub fn due(&self) -> bool {
+    pub(crate) fn due(&self) -> bool {
         lock(&self.pending)
             .since
             .is_some_and(|t| t.elapsed() >= self.options.batch_interval)
@@ -191,7 +191,7 @@ impl DbSink {
     /// Write what is buffered, one transaction per topic (there is one), then advance the
     /// Kafka positions to it. On failure nothing is lost: the batch stays buffered, nothing
     /// is committed, and the error says why.
-    pub fn flush(&self, positions: &Positions) -> anyhow::Result<()> {
+    pub(crate) fn flush(&self, positions: &Positions) -> anyhow::Result<()> {
         let mut pending = lock(&self.pending);
         if pending.events == 0 {
             return Ok(());
@@ -259,7 +259,7 @@ impl DbSink {
     /// has no position for keep Kafka's (committed offset, else `--from`). If the database
     /// cannot be asked, Kafka's committed offsets are used: they never run ahead of the
     /// database, so the worst case is reading again what the table already holds.
-    pub fn start_positions(&self, assignment: &mut TopicPartitionList) {
+    pub(crate) fn start_positions(&self, assignment: &mut TopicPartitionList) {
         let topics: Vec<String> = {
             let mut t: Vec<String> = assignment
                 .elements()
@@ -304,7 +304,7 @@ impl DbSink {
         }
     }
 
-    pub fn written(&self) -> Written {
+    pub(crate) fn written(&self) -> Written {
         *lock(&self.written)
     }
 }

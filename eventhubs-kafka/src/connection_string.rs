@@ -59,11 +59,7 @@ pub fn segments(text: &str) -> Result<Vec<Segment<'_>>, ConnectionStringError> {
                 key: key.to_string(),
             });
         }
-        out.push(Segment {
-            key,
-            lower,
-            value,
-        });
+        out.push(Segment { key, lower, value });
     }
     Ok(out)
 }
@@ -73,8 +69,6 @@ pub fn segments(text: &str) -> Result<Vec<Segment<'_>>, ConnectionStringError> {
 pub struct ConnectionString {
     /// Host from `Endpoint`, e.g. `myns.servicebus.windows.net` (sovereign clouds keep theirs).
     host: String,
-    /// Port given in `Endpoint`, if any (the emulator's AMQP port; never the Kafka port).
-    endpoint_port: Option<u16>,
     key_name: String,
     entity_path: Option<String>,
     emulator: bool,
@@ -167,10 +161,10 @@ impl ConnectionString {
             Some("true") => true,
             Some(_) => return Err(ConnectionStringError::BadEmulatorFlag),
         };
-        let (host, endpoint_port) = parse_endpoint(&endpoint)?;
+        // The port of `Endpoint` (the emulator's AMQP port) is checked, never used for Kafka.
+        let (host, _amqp_port) = parse_endpoint(&endpoint)?;
         Ok(Self {
             host,
-            endpoint_port,
             key_name,
             entity_path,
             emulator,
@@ -181,11 +175,6 @@ impl ConnectionString {
     /// The namespace host, e.g. `myns.servicebus.windows.net`.
     pub fn host(&self) -> &str {
         &self.host
-    }
-
-    /// The port written in `Endpoint`, if any. It is an AMQP port, never used for Kafka.
-    pub fn endpoint_port(&self) -> Option<u16> {
-        self.endpoint_port
     }
 
     pub fn key_name(&self) -> &str {

@@ -22,14 +22,14 @@ const FAILURES_NAMED: u64 = 1000;
 const MAX_LATENCY_US: u64 = 600_000_000;
 
 /// What the producer knows about an event in flight.
-pub struct Pending {
+pub(crate) struct Pending {
     /// Where the event came from: its input line, or its index when generated.
     pub origin: Origin,
     pub enqueued: Instant,
 }
 
 #[derive(Debug, Clone, Copy)]
-pub enum Origin {
+pub(crate) enum Origin {
     Line(u64),
     Generated(u64),
 }
@@ -45,7 +45,7 @@ impl std::fmt::Display for Origin {
 
 /// The producer's part of its librdkafka context ([`ToolContext`] does the rest, shared
 /// with every client): delivery reports counted, timed and named.
-pub struct Deliveries {
+pub(crate) struct Deliveries {
     sent: AtomicU64,
     failed: AtomicU64,
     bytes: AtomicU64,
@@ -56,7 +56,7 @@ pub struct Deliveries {
 
 /// Totals at the end of a run.
 #[derive(Debug, Clone, Default)]
-pub struct DeliveryTotals {
+pub(crate) struct DeliveryTotals {
     pub sent: u64,
     pub failed: u64,
     pub bytes: u64,
@@ -72,7 +72,7 @@ pub struct LatencyMs {
 }
 
 /// The producer's context: the shared one with delivery accounting.
-pub type DeliveryContext = ToolContext<Deliveries>;
+pub(crate) type DeliveryContext = ToolContext<Deliveries>;
 
 impl Default for Deliveries {
     fn default() -> Self {
@@ -81,7 +81,7 @@ impl Default for Deliveries {
 }
 
 impl Deliveries {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             sent: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -92,7 +92,7 @@ impl Deliveries {
         }
     }
 
-    pub fn totals(&self) -> DeliveryTotals {
+    pub(crate) fn totals(&self) -> DeliveryTotals {
         let h = self.latency_us.lock().unwrap_or_else(|e| e.into_inner());
         let ms = |us: u64| us as f64 / 1000.0;
         let latency_ms = match h.as_ref() {
@@ -118,7 +118,7 @@ impl Deliveries {
 
     /// Account one event as not delivered, named (the first `FAILURES_NAMED`) and counted
     /// by reason: for a delivery report, and for an event librdkafka refused outright.
-    pub fn record_failure(&self, origin: &Origin, reason: String, key: Option<&[u8]>) {
+    pub(crate) fn record_failure(&self, origin: &Origin, reason: String, key: Option<&[u8]>) {
         let n = self.failed.fetch_add(1, Ordering::AcqRel) + 1;
         if n <= FAILURES_NAMED {
             let key = key.map(String::from_utf8_lossy).unwrap_or_default();

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::delivery::Origin;
 
 /// One unit of input, before validation.
-pub enum Item {
+pub(crate) enum Item {
     /// A generated record, already shaped by the telemetry schema.
     Record(Origin, Value),
     /// A line of text that should hold one JSON event.
@@ -29,7 +29,7 @@ pub enum Item {
 }
 
 /// Lines read ahead of the producer, in bytes at most (one longer line still passes alone).
-pub const IN_FLIGHT_BYTES: usize = 32 << 20;
+pub(crate) const IN_FLIGHT_BYTES: usize = 32 << 20;
 
 /// What the reader thread sends: a line, or why line `n` is not one.
 type Read = std::io::Result<(u64, Result<String, String>)>;
@@ -37,7 +37,7 @@ type Read = std::io::Result<(u64, Result<String, String>)>;
 /// A byte budget shared by the reader (which waits for room) and the producer (which frees
 /// it as it takes lines).
 #[derive(Default)]
-pub struct Budget {
+pub(crate) struct Budget {
     used: Mutex<usize>,
     freed: Condvar,
 }
@@ -58,7 +58,7 @@ impl Budget {
     }
 }
 
-pub enum Source {
+pub(crate) enum Source {
     Generator {
         generator: Generator,
         remaining: u64,
@@ -72,10 +72,10 @@ pub enum Source {
 
 #[derive(Debug, thiserror::Error)]
 #[error("reading the input failed at {0}")]
-pub struct ReadError(#[source] std::io::Error);
+pub(crate) struct ReadError(#[source] std::io::Error);
 
 impl Source {
-    pub fn generator(count: u64, sensors: usize, seed: u64) -> Self {
+    pub(crate) fn generator(count: u64, sensors: usize, seed: u64) -> Self {
         Self::Generator {
             generator: Generator::new(sensors, seed),
             remaining: count,
@@ -85,7 +85,7 @@ impl Source {
 
     /// Read `path` (`-` for stdin) line by line on a background thread; lines longer than
     /// `max_line` bytes are refused without being kept.
-    pub fn lines(path: PathBuf, max_line: usize) -> std::io::Result<Self> {
+    pub(crate) fn lines(path: PathBuf, max_line: usize) -> std::io::Result<Self> {
         let reader: Box<dyn BufRead + Send> = if path.as_os_str() == "-" {
             Box::new(BufReader::with_capacity(1 << 16, std::io::stdin()))
         } else {
@@ -106,7 +106,7 @@ impl Source {
     }
 
     /// The next item; `None` at the end of input or once `cancel` fires.
-    pub fn next(&mut self, cancel: &CancellationToken) -> Option<Result<Item, ReadError>> {
+    pub(crate) fn next(&mut self, cancel: &CancellationToken) -> Option<Result<Item, ReadError>> {
         if cancel.is_cancelled() {
             return None;
         }

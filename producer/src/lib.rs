@@ -6,9 +6,13 @@
 //! of input, an invalid line or a signal: stop reading, flush with a deadline, purge what
 //! is left and report it.
 
-pub mod delivery;
-pub mod input;
-pub mod topic;
+// A binary's internals are documented for its maintainers (`cargo doc
+// --document-private-items`, as scripts/test runs it): its crate docs may name them.
+#![allow(rustdoc::private_intra_doc_links)]
+
+mod delivery;
+mod input;
+mod topic;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -14,7 +14,11 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::ProduceArgs;
 
 /// Returns the topic's partition count.
-pub fn prepare(cli: &ProduceArgs, settings: &ClientSettings, topic: &str) -> anyhow::Result<i32> {
+pub(crate) fn prepare(
+    cli: &ProduceArgs,
+    settings: &ClientSettings,
+    topic: &str,
+) -> anyhow::Result<i32> {
     let describe = || describe_topic(settings, topic, cli.connect_timeout);
     if let Some(info) = describe()? {
         return Ok(info.partitions);

@@ -26,14 +26,14 @@ use crate::db::{PartitionKey, ReportData};
 use crate::health::Health;
 
 /// Columns of the timeline at most.
-pub const MAX_COLUMNS: i64 = 240;
+pub(crate) const MAX_COLUMNS: i64 = 240;
 /// Rows of the sensor table at most.
-pub const SENSOR_ROWS: i64 = 500;
+pub(crate) const SENSOR_ROWS: i64 = 500;
 const BUCKET_MINUTES: [i64; 12] = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440];
 
 /// The timeline's grid: from `start`, `columns` buckets of `minutes` each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeline {
+pub(crate) struct Timeline {
     pub start: DateTime<Utc>,
     pub minutes: i64,
     pub columns: i64,
@@ -41,7 +41,7 @@ pub struct Timeline {
 
 impl Timeline {
     /// The grid for events enqueued from `first` to `last` (minutes).
-    pub fn covering(first: DateTime<Utc>, last: DateTime<Utc>) -> Self {
+    pub(crate) fn covering(first: DateTime<Utc>, last: DateTime<Utc>) -> Self {
         let span = (last - first).num_minutes().max(0) + 1;
         let minutes = BUCKET_MINUTES
             .into_iter()
@@ -59,22 +59,22 @@ impl Timeline {
     }
 
     /// The column of time `t`, clamped to the grid.
-    pub fn column(&self, t: DateTime<Utc>) -> i64 {
+    pub(crate) fn column(&self, t: DateTime<Utc>) -> i64 {
         ((t - self.start).num_minutes().div_euclid(self.minutes)).clamp(0, self.columns - 1)
     }
 
-    pub fn end(&self) -> DateTime<Utc> {
+    pub(crate) fn end(&self) -> DateTime<Utc> {
         self.start + Duration::minutes(self.minutes * self.columns)
     }
 }
 
 /// Events per partition per column of the timeline.
-pub struct Heat {
+pub(crate) struct Heat {
     pub timeline: Timeline,
     pub rows: Vec<(PartitionKey, Vec<i64>)>,
 }
 
-pub fn heat(data: &ReportData) -> Option<Heat> {
+pub(crate) fn heat(data: &ReportData) -> Option<Heat> {
     let first = data.events_per_minute.iter().map(|m| m.minute).min()?;
     let last = data.events_per_minute.iter().map(|m| m.minute).max()?;
     let timeline = Timeline::covering(first, last);
@@ -101,7 +101,7 @@ pub fn heat(data: &ReportData) -> Option<Heat> {
 }
 
 /// The page.
-pub fn render(data: &ReportData, health: &Health, title: &str) -> String {
+pub(crate) fn render(data: &ReportData, health: &Health, title: &str) -> String {
     let mut out = String::with_capacity(64 * 1024);
     let total_events: i64 = health.partitions.iter().map(|p| p.status.events).sum();
     let heat = heat(data);
@@ -260,7 +260,7 @@ fn sensor_section(out: &mut String, data: &ReportData) {
 }
 
 /// Nothing may be fetched: no scripts at all, styles only inline.
-pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'";
+pub(crate) const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'";
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#1b1f24;max-width:1400px}\
 h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #d0d7de}\
@@ -271,7 +271,7 @@ td.path{text-align:left;word-break:break-all;max-width:420px;font-size:12px}td.t
 svg{display:block;margin:8px 0}svg text{font:11px system-ui,sans-serif;fill:#57606a}";
 
 /// Text for HTML (elements and quoted attributes alike).
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -286,7 +286,7 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-pub fn thousands(n: i64) -> String {
+pub(crate) fn thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

@@ -13,7 +13,7 @@ const LABEL_WIDTH: i64 = 150;
 const CHART_WIDTH: i64 = 960;
 const ROW_HEIGHT: i64 = 12;
 
-pub fn duration_label(minutes: i64) -> String {
+pub(super) fn duration_label(minutes: i64) -> String {
     match minutes {
         m if m % 1440 == 0 => format!("{} day{}", m / 1440, if m == 1440 { "" } else { "s" }),
         m if m % 60 == 0 => format!("{} hour{}", m / 60, if m == 60 { "" } else { "s" }),
@@ -47,7 +47,7 @@ fn time_axis(out: &mut String, timeline: &Timeline, y: i64) {
 }
 
 /// All partitions together: events per column as a line.
-pub fn total_chart(heat: &Heat) -> String {
+pub(super) fn total_chart(heat: &Heat) -> String {
     let columns = heat.timeline.columns as usize;
     let mut totals = vec![0i64; columns];
     for (_, cells) in &heat.rows {
@@ -97,7 +97,7 @@ pub fn total_chart(heat: &Heat) -> String {
 }
 
 /// One row per partition, a cell per column shaded by its events; gaps as red bands.
-pub fn heatmap(heat: &Heat, health: &Health) -> String {
+pub(super) fn heatmap(heat: &Heat, health: &Health) -> String {
     let timeline = &heat.timeline;
     let width = cell_width(timeline);
     let max = heat
@@ -199,7 +199,7 @@ fn shorten(s: &str, max: usize) -> String {
 }
 
 /// Horizontal bars: files loaded, empty and failed.
-pub fn files_by_status(counts: &[(String, i64)]) -> String {
+pub(super) fn files_by_status(counts: &[(String, i64)]) -> String {
     let max = counts.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
     let mut out = format!(
         r#"<svg id="files-by-status" role="img" aria-label="Files per status" width="520" height="{}" viewBox="0 0 520 {}">"#,
@@ -230,7 +230,7 @@ pub fn files_by_status(counts: &[(String, i64)]) -> String {
 }
 
 /// Events the loader committed per column of its own wall-clock time.
-pub fn throughput(loads: &[LoadMinute]) -> String {
+pub(super) fn throughput(loads: &[LoadMinute]) -> String {
     let (Some(first), Some(last)) = (
         loads.iter().map(|l| l.minute).min(),
         loads.iter().map(|l| l.minute).max(),

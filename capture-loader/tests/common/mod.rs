@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const KEY: &str =
+pub(crate) const KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
-pub fn required(what: &str) -> bool {
+pub(crate) fn required(what: &str) -> bool {
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
         "{what} is missing (CI installs it)"
@@ -18,14 +18,14 @@ pub fn required(what: &str) -> bool {
     false
 }
 
-pub fn fixtures() -> Option<PathBuf> {
+pub(crate) fn fixtures() -> Option<PathBuf> {
     let dir = std::env::var_os("EVENTHUBS_FIXTURES")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
     (dir.join("capture").is_dir() || required("../shared/fixtures")).then(|| dir.join("capture"))
 }
 
-pub fn azurite_bin() -> Option<PathBuf> {
+pub(crate) fn azurite_bin() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("AZURITE_BLOB_BIN") {
         return Some(PathBuf::from(p));
     }
@@ -35,7 +35,7 @@ pub fn azurite_bin() -> Option<PathBuf> {
 }
 
 /// Whether the HTTP server on `port` answers with a `Server` header naming `name`.
-pub fn serves_as(port: u16, name: &str) -> bool {
+pub(crate) fn serves_as(port: u16, name: &str) -> bool {
     use std::io::{Read, Write};
     let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return false;
@@ -55,7 +55,7 @@ pub fn serves_as(port: u16, name: &str) -> bool {
         .any(|l| l.to_ascii_lowercase().starts_with("server:") && l.contains(name))
 }
 
-pub struct Azurite {
+pub(crate) struct Azurite {
     child: Child,
     pub connection_string: String,
     pub endpoint: String,
@@ -72,13 +72,13 @@ impl Drop for Azurite {
 }
 
 impl Azurite {
-    pub fn start(bin: &PathBuf) -> Self {
+    pub(crate) fn start(bin: &PathBuf) -> Self {
         Self::start_with(bin, false)
     }
 
     /// HTTPS with a self-signed certificate for 127.0.0.1, and Entra ID bearer tokens
     /// accepted (`--oauth basic`: lifetime, issuer and audience are checked, not signatures).
-    pub fn start_https_oauth(bin: &PathBuf) -> Self {
+    pub(crate) fn start_https_oauth(bin: &PathBuf) -> Self {
         Self::start_with(bin, true)
     }
 
@@ -183,7 +183,7 @@ impl Azurite {
     }
 
     /// Upload with Python azure-storage-blob: (blob name, local file).
-    pub fn upload(&self, container: &str, blobs: &[(String, PathBuf)]) {
+    pub(crate) fn upload(&self, container: &str, blobs: &[(String, PathBuf)]) {
         let script = r#"
 import os, sys
 from azure.storage.blob import BlobServiceClient
@@ -219,7 +219,7 @@ for name, path in zip(args[::2], args[1::2]):
 /// a database of its name: `anyone` (TLS or not), `tls_only` (refused without TLS),
 /// `plain_only` (refused with TLS); password `pw-<role>`. Runs as the `postgres` user
 /// (needs root); stopped on drop.
-pub struct TlsPostgres {
+pub(crate) struct TlsPostgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     pub port: u16,
@@ -230,7 +230,7 @@ pub struct TlsPostgres {
 }
 
 impl TlsPostgres {
-    pub fn start() -> Option<Self> {
+    pub(crate) fn start() -> Option<Self> {
         let versions = std::fs::read_dir("/usr/lib/postgresql").ok().and_then(|d| {
             d.filter_map(Result::ok)
                 .map(|e| e.path().join("bin"))
@@ -394,7 +394,7 @@ impl TlsPostgres {
     }
 
     /// Run SQL as the superuser, over the server's Unix socket.
-    pub fn sql(&self, statement: &str) {
+    pub(crate) fn sql(&self, statement: &str) {
         let out = Command::new("psql")
             .args([
                 "-h",
@@ -413,7 +413,7 @@ impl TlsPostgres {
     }
 
     /// `postgres://role:pw-role@host:port/role?query`.
-    pub fn url(&self, role: &str, host: &str, query: &str) -> String {
+    pub(crate) fn url(&self, role: &str, host: &str, query: &str) -> String {
         format!(
             "postgres://{role}:pw-{role}@{host}:{}/{role}{}{query}",
             self.port,

@@ -225,7 +225,11 @@ mod tests {
             "{Year}-{Month}-{Day}/{EventHub}_{Namespace}/p{PartitionId}/{Hour}h{Minute}m{Second}s",
         ] {
             let f = NameFormat::parse(format).unwrap();
-            assert_eq!(f.locate(&f.render(&location)), Some(location.clone()), "{format}");
+            assert_eq!(
+                f.locate(&f.render(&location)),
+                Some(location.clone()),
+                "{format}"
+            );
         }
     }
 

@@ -26,8 +26,6 @@ pub enum PreflightError {
         "{bootstrap} refused the connection: {cause}. Check the credentials (for Entra ID: the namespace and the principal's roles) and the CA"
     )]
     Refused { bootstrap: String, cause: String },
-    #[error("{0}")]
-    MissingTopic(String),
     #[error("cannot create the Kafka client for the connection check: {0}")]
     Client(#[from] KafkaError),
 }

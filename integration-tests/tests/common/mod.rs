@@ -11,7 +11,7 @@ use test_support::{Broker, json_lines, run, stderr, tool};
 
 /// `count` telemetry events as JSON lines with known ids, spread over `sensors` keys; each
 /// carries its per-sensor sequence number in `properties.seq`.
-pub fn write_events(dir: &Path, count: usize, sensors: usize) -> (PathBuf, Vec<String>) {
+pub(crate) fn write_events(dir: &Path, count: usize, sensors: usize) -> (PathBuf, Vec<String>) {
     let path = dir.join("events.jsonl");
     let mut file = std::fs::File::create(&path).unwrap();
     let mut ids = Vec::with_capacity(count);
@@ -35,7 +35,7 @@ pub fn write_events(dir: &Path, count: usize, sensors: usize) -> (PathBuf, Vec<S
 }
 
 /// Run the producer to completion; assert it succeeded; return its summary.
-pub fn produce(broker: &Broker, topic: &str, args: &[&str]) -> Value {
+pub(crate) fn produce(broker: &Broker, topic: &str, args: &[&str]) -> Value {
     let out = run(tool("producer", broker)
         .args(["--topic", topic, "--ensure-topic", "--summary-json"])
         .args(args));
@@ -48,14 +48,14 @@ pub fn produce(broker: &Broker, topic: &str, args: &[&str]) -> Value {
     summary(&out)
 }
 
-pub fn summary(out: &Output) -> Value {
+pub(crate) fn summary(out: &Output) -> Value {
     json_lines(out)
         .pop()
         .unwrap_or_else(|| panic!("no summary on stdout: {}", stderr(out)))
 }
 
 /// Run the consumer until `max` events or 15 s idle; assert a clean exit.
-pub fn consume(
+pub(crate) fn consume(
     broker: &Broker,
     topic: &str,
     group: &str,
@@ -77,7 +77,7 @@ pub fn consume(
 
 /// Consume the first `events` of `topic` into Capture files under `dir/capture`, as
 /// `consumer --capture-dir` writes them (one-second windows), and return that folder.
-pub fn capture_locally(broker: &Broker, topic: &str, events: usize, dir: &Path) -> PathBuf {
+pub(crate) fn capture_locally(broker: &Broker, topic: &str, events: usize, dir: &Path) -> PathBuf {
     let capture = dir.join("capture");
     let out = run(tool("consumer", broker)
         .args(["--topic", topic, "--group", &test_support::unique("cap")])
@@ -94,7 +94,7 @@ pub fn capture_locally(broker: &Broker, topic: &str, events: usize, dir: &Path) 
 }
 
 /// `consumer lag --json` for one group and topic.
-pub fn lag(broker: &Broker, group: &str, topic: &str) -> Value {
+pub(crate) fn lag(broker: &Broker, group: &str, topic: &str) -> Value {
     let out =
         run(tool("consumer", broker).args(["lag", "--json", "--group", group, "--topic", topic]));
     assert!(
@@ -107,7 +107,7 @@ pub fn lag(broker: &Broker, group: &str, topic: &str) -> Value {
 
 /// The JSON lines of a file a tool writes to; a line cut short by a kill is not a complete
 /// write (and was never committed), so it is left out.
-pub fn read_json_lines(path: &Path) -> Vec<Value> {
+pub(crate) fn read_json_lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -116,7 +116,7 @@ pub fn read_json_lines(path: &Path) -> Vec<Value> {
 }
 
 /// The sum of the committed offsets in a lag report (partitions with none count 0).
-pub fn total_committed(report: &Value) -> i64 {
+pub(crate) fn total_committed(report: &Value) -> i64 {
     report["partitions"]
         .as_array()
         .map(|parts| {
@@ -128,7 +128,7 @@ pub fn total_committed(report: &Value) -> i64 {
         .unwrap_or(0)
 }
 
-pub fn event_ids(lines: &[Value]) -> Vec<String> {
+pub(crate) fn event_ids(lines: &[Value]) -> Vec<String> {
     lines
         .iter()
         .map(|l| {
@@ -140,14 +140,14 @@ pub fn event_ids(lines: &[Value]) -> Vec<String> {
         .collect()
 }
 
-pub fn set(ids: &[String]) -> BTreeSet<String> {
+pub(crate) fn set(ids: &[String]) -> BTreeSet<String> {
     ids.iter().cloned().collect()
 }
 
-pub fn schema_file() -> PathBuf {
+pub(crate) fn schema_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/telemetry.avsc")
 }
 
-pub fn interop_script() -> PathBuf {
+pub(crate) fn interop_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("python/interop.py")
 }
