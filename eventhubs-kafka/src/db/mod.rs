@@ -7,6 +7,7 @@
 //! number) is counted as a duplicate and never written twice. Each backend creates and
 //! migrates its own schema (versioned, in `schema_migrations`).
 
+mod migrations;
 pub mod pgconnect;
 pub mod postgres;
 pub mod sqlite;

@@ -15,118 +15,6 @@ use super::{
 };
 use super::{ExpectedMissing, FileRange};
 
-const MIGRATIONS: &[(i64, &str)] = &[
-    (
-        1,
-        r#"
-CREATE TABLE capture_files (
-    source                TEXT PRIMARY KEY,
-    size_bytes            BIGINT NOT NULL,
-    etag                  TEXT NOT NULL,
-    namespace             TEXT,
-    event_hub             TEXT,
-    partition_id          TEXT,
-    event_count           BIGINT NOT NULL,
-    first_sequence_number BIGINT,
-    last_sequence_number  BIGINT,
-    status                TEXT NOT NULL CHECK (status IN ('loaded', 'empty', 'failed')),
-    error                 TEXT,
-    loaded_at             TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-CREATE TABLE capture_events (
-    namespace         TEXT NOT NULL,
-    event_hub         TEXT NOT NULL,
-    partition_id      TEXT NOT NULL,
-    sequence_number   BIGINT NOT NULL,
-    "offset"          TEXT NOT NULL,
-    enqueued_time     TIMESTAMPTZ NOT NULL,
-    partition_key     TEXT,
-    system_properties JSONB NOT NULL,
-    properties        JSONB NOT NULL,
-    body              BYTEA,
-    body_json         JSONB,
-    source_file       TEXT NOT NULL,
-    PRIMARY KEY (namespace, event_hub, partition_id, sequence_number)
-);
-CREATE INDEX capture_events_enqueued_time ON capture_events (enqueued_time);
-CREATE VIEW events_per_minute AS
-    SELECT namespace, event_hub, partition_id, date_trunc('minute', enqueued_time) AS minute,
-           count(*) AS events
-    FROM capture_events
-    GROUP BY 1, 2, 3, 4;
-CREATE VIEW sensor_stats AS
-    SELECT body_json->>'sensor_id' AS sensor_id,
-           count(*) AS events,
-           min((body_json->>'temperature')::float8) AS min_temperature,
-           avg((body_json->>'temperature')::float8) AS avg_temperature,
-           max((body_json->>'temperature')::float8) AS max_temperature,
-           avg((body_json->>'humidity')::float8) AS avg_humidity,
-           min(enqueued_time) AS first_enqueued_time,
-           max(enqueued_time) AS last_enqueued_time
-    FROM capture_events
-    WHERE jsonb_typeof(body_json) = 'object' AND body_json ? 'sensor_id'
-      AND jsonb_typeof(body_json->'temperature') IN ('number', 'null')
-    GROUP BY 1;
-"#,
-    ),
-    (
-        2,
-        r#"
--- Gaps and the report: each file's enqueue-time bounds, declared expected-missing ranges,
--- and humidity bounds in sensor_stats (new columns last, so queries by position still work).
-ALTER TABLE capture_files ADD COLUMN first_enqueued_time TIMESTAMPTZ,
-                          ADD COLUMN last_enqueued_time TIMESTAMPTZ;
-UPDATE capture_files f SET first_enqueued_time = t.first_time, last_enqueued_time = t.last_time
-FROM (SELECT source_file, min(enqueued_time) AS first_time, max(enqueued_time) AS last_time
-      FROM capture_events GROUP BY source_file) t
-WHERE f.source = t.source_file;
-CREATE TABLE capture_expected_missing (
-    namespace             TEXT NOT NULL,
-    event_hub             TEXT NOT NULL,
-    partition_id          TEXT NOT NULL,
-    first_sequence_number BIGINT NOT NULL CHECK (first_sequence_number >= 0),
-    last_sequence_number  BIGINT NOT NULL CHECK (last_sequence_number >= first_sequence_number),
-    reason                TEXT NOT NULL,
-    declared_at           TIMESTAMPTZ NOT NULL DEFAULT now(),
-    PRIMARY KEY (namespace, event_hub, partition_id, first_sequence_number, last_sequence_number)
-);
-DROP VIEW sensor_stats;
-CREATE VIEW sensor_stats AS
-    SELECT body_json->>'sensor_id' AS sensor_id,
-           count(*) AS events,
-           min((body_json->>'temperature')::float8) AS min_temperature,
-           avg((body_json->>'temperature')::float8) AS avg_temperature,
-           max((body_json->>'temperature')::float8) AS max_temperature,
-           avg((body_json->>'humidity')::float8) AS avg_humidity,
-           min(enqueued_time) AS first_enqueued_time,
-           max(enqueued_time) AS last_enqueued_time,
-           min((body_json->>'humidity')::float8) AS min_humidity,
-           max((body_json->>'humidity')::float8) AS max_humidity
-    FROM capture_events
-    WHERE jsonb_typeof(body_json) = 'object' AND body_json ? 'sensor_id'
-      AND jsonb_typeof(body_json->'temperature') IN ('number', 'null')
-      AND coalesce(jsonb_typeof(body_json->'humidity'), 'null') IN ('number', 'null')
-    GROUP BY 1;
-"#,
-    ),
-    (
-        3,
-        r#"
--- The consumer's --sink-db: a group's next offset per partition, written in the same
--- transaction as the rows.
-CREATE TABLE consumer_positions (
-    consumer_group TEXT NOT NULL,
-    namespace      TEXT NOT NULL,
-    event_hub      TEXT NOT NULL,
-    partition_id   TEXT NOT NULL,
-    next_offset    BIGINT NOT NULL CHECK (next_offset >= 0),
-    updated_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
-    PRIMARY KEY (consumer_group, namespace, event_hub, partition_id)
-);
-"#,
-    ),
-];
-
 /// Columns in COPY order, and their types.
 const COLUMNS: &str = "namespace, event_hub, partition_id, sequence_number, \"offset\", enqueued_time, partition_key, system_properties, properties, body, body_json";
 const TYPES: [Type; 11] = [
@@ -178,23 +66,22 @@ impl PostgresStore {
         tx.batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
         )?;
-        for (version, sql) in MIGRATIONS {
+        super::migrations::run(super::migrations::POSTGRES, |m| {
             let applied = tx
                 .query_opt(
                     "SELECT 1 FROM schema_migrations WHERE version = $1",
-                    &[version],
+                    &[&m.version],
                 )?
                 .is_some();
             if !applied {
-                tx.batch_execute(sql)
-                    .with_context(|| format!("applying migration {version}"))?;
+                tx.batch_execute(m.sql)?;
                 tx.execute(
                     "INSERT INTO schema_migrations (version) VALUES ($1)",
-                    &[version],
+                    &[&m.version],
                 )?;
-                tracing::info!(version, "database migrated");
             }
-        }
+            Ok(!applied)
+        })?;
         tx.commit()?;
         Ok(())
     }

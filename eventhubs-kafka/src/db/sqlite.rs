@@ -13,116 +13,6 @@ use super::{
 };
 use super::{ExpectedMissing, FileRange};
 
-/// Versioned migrations, applied in order, each once.
-const MIGRATIONS: &[(i64, &str)] = &[
-    (
-        1,
-        r#"
-CREATE TABLE capture_files (
-    source                TEXT PRIMARY KEY,
-    size_bytes            INTEGER NOT NULL,
-    etag                  TEXT NOT NULL,
-    namespace             TEXT,
-    event_hub             TEXT,
-    partition_id          TEXT,
-    event_count           INTEGER NOT NULL,
-    first_sequence_number INTEGER,
-    last_sequence_number  INTEGER,
-    status                TEXT NOT NULL CHECK (status IN ('loaded', 'empty', 'failed')),
-    error                 TEXT,
-    loaded_at             TEXT NOT NULL
-);
-CREATE TABLE capture_events (
-    namespace         TEXT NOT NULL,
-    event_hub         TEXT NOT NULL,
-    partition_id      TEXT NOT NULL,
-    sequence_number   INTEGER NOT NULL,
-    "offset"          TEXT NOT NULL,
-    enqueued_time     TEXT NOT NULL,
-    partition_key     TEXT,
-    system_properties TEXT NOT NULL,
-    properties        TEXT NOT NULL,
-    body              BLOB,
-    body_json         TEXT,
-    source_file       TEXT NOT NULL,
-    PRIMARY KEY (namespace, event_hub, partition_id, sequence_number)
-);
-CREATE INDEX capture_events_enqueued_time ON capture_events (enqueued_time);
-CREATE VIEW events_per_minute AS
-    SELECT namespace, event_hub, partition_id, substr(enqueued_time, 1, 16) || ':00Z' AS minute,
-           count(*) AS events
-    FROM capture_events
-    GROUP BY namespace, event_hub, partition_id, substr(enqueued_time, 1, 16);
-CREATE VIEW sensor_stats AS
-    SELECT json_extract(body_json, '$.sensor_id') AS sensor_id,
-           count(*) AS events,
-           min(json_extract(body_json, '$.temperature')) AS min_temperature,
-           avg(json_extract(body_json, '$.temperature')) AS avg_temperature,
-           max(json_extract(body_json, '$.temperature')) AS max_temperature,
-           avg(json_extract(body_json, '$.humidity')) AS avg_humidity,
-           min(enqueued_time) AS first_enqueued_time,
-           max(enqueued_time) AS last_enqueued_time
-    FROM capture_events
-    WHERE json_valid(body_json) AND json_extract(body_json, '$.sensor_id') IS NOT NULL
-    GROUP BY json_extract(body_json, '$.sensor_id');
-"#,
-    ),
-    (
-        2,
-        r#"
--- Gaps and the report: each file's enqueue-time bounds, declared expected-missing ranges,
--- and humidity bounds in sensor_stats (new columns last, so queries by position still work).
-ALTER TABLE capture_files ADD COLUMN first_enqueued_time TEXT;
-ALTER TABLE capture_files ADD COLUMN last_enqueued_time TEXT;
-UPDATE capture_files SET first_enqueued_time = t.first_time, last_enqueued_time = t.last_time
-FROM (SELECT source_file, min(enqueued_time) AS first_time, max(enqueued_time) AS last_time
-      FROM capture_events GROUP BY source_file) AS t
-WHERE capture_files.source = t.source_file;
-CREATE TABLE capture_expected_missing (
-    namespace             TEXT NOT NULL,
-    event_hub             TEXT NOT NULL,
-    partition_id          TEXT NOT NULL,
-    first_sequence_number INTEGER NOT NULL CHECK (first_sequence_number >= 0),
-    last_sequence_number  INTEGER NOT NULL CHECK (last_sequence_number >= first_sequence_number),
-    reason                TEXT NOT NULL,
-    declared_at           TEXT NOT NULL,
-    PRIMARY KEY (namespace, event_hub, partition_id, first_sequence_number, last_sequence_number)
-);
-DROP VIEW sensor_stats;
-CREATE VIEW sensor_stats AS
-    SELECT json_extract(body_json, '$.sensor_id') AS sensor_id,
-           count(*) AS events,
-           min(json_extract(body_json, '$.temperature')) AS min_temperature,
-           avg(json_extract(body_json, '$.temperature')) AS avg_temperature,
-           max(json_extract(body_json, '$.temperature')) AS max_temperature,
-           avg(json_extract(body_json, '$.humidity')) AS avg_humidity,
-           min(enqueued_time) AS first_enqueued_time,
-           max(enqueued_time) AS last_enqueued_time,
-           min(json_extract(body_json, '$.humidity')) AS min_humidity,
-           max(json_extract(body_json, '$.humidity')) AS max_humidity
-    FROM capture_events
-    WHERE json_valid(body_json) AND json_extract(body_json, '$.sensor_id') IS NOT NULL
-    GROUP BY json_extract(body_json, '$.sensor_id');
-"#,
-    ),
-    (
-        3,
-        r#"
--- The consumer's --sink-db: a group's next offset per partition, written in the same
--- transaction as the rows.
-CREATE TABLE consumer_positions (
-    consumer_group TEXT NOT NULL,
-    namespace      TEXT NOT NULL,
-    event_hub      TEXT NOT NULL,
-    partition_id   TEXT NOT NULL,
-    next_offset    INTEGER NOT NULL CHECK (next_offset >= 0),
-    updated_at     TEXT NOT NULL,
-    PRIMARY KEY (consumer_group, namespace, event_hub, partition_id)
-);
-"#,
-    ),
-];
-
 pub struct SqliteStore {
     conn: Connection,
 }
@@ -146,7 +36,7 @@ impl SqliteStore {
         self.conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
         )?;
-        for (version, sql) in MIGRATIONS {
+        super::migrations::run(super::migrations::SQLITE, |m| {
             // Immediate: the write lock before the check. A deferred transaction that reads
             // and then writes fails at once ("database is locked") when another loader
             // migrates at the same moment; the busy timeout only covers lock waits.
@@ -156,21 +46,20 @@ impl SqliteStore {
             let applied: Option<i64> = tx
                 .query_row(
                     "SELECT version FROM schema_migrations WHERE version = ?1",
-                    [version],
+                    [m.version],
                     |r| r.get(0),
                 )
                 .optional()?;
             if applied.is_none() {
-                tx.execute_batch(sql)
-                    .with_context(|| format!("applying migration {version}"))?;
+                tx.execute_batch(m.sql)?;
                 tx.execute(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-                    params![version, now()],
+                    params![m.version, now()],
                 )?;
-                tracing::info!(version, "database migrated");
             }
             tx.commit()?;
-        }
+            Ok(applied.is_none())
+        })?;
         Ok(())
     }
 }
@@ -613,7 +502,8 @@ mod tests {
                 "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
             )
             .unwrap();
-            conn.execute_batch(MIGRATIONS[0].1).unwrap();
+            conn.execute_batch(super::super::migrations::SQLITE[0].sql)
+                .unwrap();
             conn.execute_batch(
                 "INSERT INTO schema_migrations VALUES (1, '2026-11-01T00:00:00.000Z');
                  INSERT INTO capture_files (source, size_bytes, etag, namespace, event_hub, partition_id, event_count, first_sequence_number, last_sequence_number, status, loaded_at)
