@@ -359,7 +359,9 @@ impl Store for PostgresStore {
                USING (namespace, event_hub, partition_id)
              WHERE f.status <> 'failed'
              GROUP BY f.namespace, f.event_hub, f.partition_id, e.events, e.last_seq, e.last_time
-             ORDER BY 1, 2, 3",
+             ORDER BY 1, 2,
+                      CASE WHEN f.partition_id ~ '^[0-9]{1,18}$' THEN f.partition_id::bigint ELSE 0 END,
+                      3",
             &[],
         )?;
         let partitions = rows
@@ -458,7 +460,10 @@ impl Store for PostgresStore {
         let events_per_minute = self
             .client
             .query(
-                "SELECT namespace, event_hub, partition_id, minute, events FROM events_per_minute",
+                "SELECT namespace, event_hub, partition_id, minute, events FROM events_per_minute
+                 ORDER BY minute, namespace, event_hub,
+                          CASE WHEN partition_id ~ '^[0-9]{1,18}$' THEN partition_id::bigint ELSE 0 END,
+                          partition_id",
                 &[],
             )?
             .iter()

@@ -325,7 +325,7 @@ impl Store for SqliteStore {
              FROM capture_files f
              WHERE f.status != 'failed'
              GROUP BY f.namespace, f.event_hub, f.partition_id
-             ORDER BY f.namespace, f.event_hub, CAST(f.partition_id AS INTEGER)",
+             ORDER BY f.namespace, f.event_hub, CAST(f.partition_id AS INTEGER), f.partition_id",
         )?;
         let partitions = stmt
             .query_map([], |r| {
@@ -425,7 +425,8 @@ impl Store for SqliteStore {
         let events_per_minute = self
             .conn
             .prepare(
-                "SELECT namespace, event_hub, partition_id, minute, events FROM events_per_minute",
+                "SELECT namespace, event_hub, partition_id, minute, events FROM events_per_minute
+                 ORDER BY minute, namespace, event_hub, CAST(partition_id AS INTEGER), partition_id",
             )?
             .query_map([], |r| {
                 Ok(MinuteCount {
