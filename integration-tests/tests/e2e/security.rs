@@ -1,11 +1,9 @@
 //! SASL and TLS end to end, fast and clear failures on bad credentials, and secrets that
 //! never reach help text, logs or error messages.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use test_support::{Broker, bin, run, stderr, tool, unique};
 
 const PASSWORD: &str = "s3cret-Pa55word-do-not-print";

@@ -1,11 +1,9 @@
 //! The whole architecture without Azure: producer → broker → consumer writing Capture files
 //! (`--capture-dir`) → capture-loader → database, with the same event ids at the end.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use test_support::{Broker, bin, run, stderr, tool, unique};
 
 fn db_event_ids(db: &std::path::Path) -> Vec<String> {

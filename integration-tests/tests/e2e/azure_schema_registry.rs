@@ -5,11 +5,9 @@
 //! same events reach the database through Capture files, their content type in the events'
 //! properties.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use test_support::{
     AzureSchemaRegistry, Broker, TokenService, TokenServiceOptions, bin, run, stderr, tool, unique,
 };

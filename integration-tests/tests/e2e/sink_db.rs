@@ -3,14 +3,12 @@
 //! consumers of one group; Kafka's committed offsets never ahead of the database's
 //! positions; Capture files of the same events loaded later are duplicates, not conflicts.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{lag, produce, write_events};
+use crate::common::{lag, produce, write_events};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -198,7 +196,11 @@ fn exactly_once_through_kills(db: &Db) {
     assert_eq!(seen, expected, "every event exactly once");
     // Positions and Kafka's commits agree at the end: lag reports the progress.
     let report = lag(&broker, &group, &topic);
-    assert_eq!(common::total_committed(&report), EVENTS as i64, "{report}");
+    assert_eq!(
+        crate::common::total_committed(&report),
+        EVENTS as i64,
+        "{report}"
+    );
     assert_eq!(db.positions(&group).values().sum::<i64>(), EVENTS as i64);
     // Rows as Capture would record them.
     let one = (db.query)(
@@ -303,7 +305,7 @@ fn capture_files_of_events_the_sink_wrote_are_duplicates() {
         "{}",
         stderr(&out)
     );
-    let capture = common::capture_locally(&broker, &topic, 3000, dir.path());
+    let capture = crate::common::capture_locally(&broker, &topic, 3000, dir.path());
     let out = Command::new(bin("capture-loader"))
         .args(["load", "--summary-json"])
         .arg(&capture)

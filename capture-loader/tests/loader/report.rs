@@ -3,8 +3,6 @@
 //! report page, opened in headless Chromium, must show the charts, the gap markers and the
 //! sensor table without making a single request.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -236,7 +234,7 @@ fn chromium() -> Option<PathBuf> {
     let path =
         PathBuf::from(std::env::var_os("CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into()));
     if !path.exists() {
-        common::required("chromium (Debian package chromium)");
+        crate::common::required("chromium (Debian package chromium)");
         return None;
     }
     // Chromium contacts Google's services by itself whatever its flags say: it runs in a
@@ -245,7 +243,7 @@ fn chromium() -> Option<PathBuf> {
         .args(["-n", "true"])
         .status()
         .is_ok_and(|s| s.success());
-    (isolated || common::required("a loopback-only network namespace (unshare -n, as root)"))
+    (isolated || crate::common::required("a loopback-only network namespace (unshare -n, as root)"))
         .then_some(path)
 }
 

@@ -3,12 +3,10 @@
 //! server with TLS and a certificate made here; and Debian's own cluster with its
 //! self-signed certificate, which the default `sslmode=prefer` must accept.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::TlsPostgres;
+use crate::common::TlsPostgres;
 use test_support::{TokenService, TokenServiceOptions};
 
 /// Variables libpq reads: cleared so that only what a case sets applies.
@@ -317,7 +315,7 @@ fn debian_self_signed_cluster_connects_with_the_default_sslmode() {
     let home = tempfile::tempdir().unwrap();
     let probe = psql(&url, home.path(), &[]);
     if !probe.status.success() {
-        common::required("the PostgreSQL service (scripts/test starts it)");
+        crate::common::required("the PostgreSQL service (scripts/test starts it)");
         return;
     }
     let ssl = with_env(

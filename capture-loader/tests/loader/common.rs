@@ -1,5 +1,4 @@
 //! Azurite and fixtures for the capture-loader's storage tests.
-#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::PathBuf;

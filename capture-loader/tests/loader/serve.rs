@@ -3,14 +3,12 @@
 //! CloudEvents batches, redelivery, a notification that does not match its file, bad keys,
 //! bad JSON and oversized bodies.
 
-mod common;
-
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Azurite, azurite_bin, fixtures};
+use crate::common::{Azurite, azurite_bin, fixtures};
 use serde_json::Value;
 
 const WEBHOOK_KEY: &str = "hook-secret-123";

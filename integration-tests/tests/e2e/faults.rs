@@ -4,15 +4,13 @@
 //! the behaviour a user wants and checks it end to end with the producer and consumer
 //! binaries. README: "What Event Hubs does differently".
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{event_ids, set, write_events};
+use crate::common::{event_ids, set, write_events};
 use rdkafka::mocking::{MockCluster, MockCoordinator};
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
@@ -351,7 +349,11 @@ fn failed_commits_are_retried_until_they_land() {
     // (librdkafka retries the coordinator errors itself; the timeouts reach the consumer,
     // which commits again at the next interval.)
     let report = lag(&cluster, &group, &topic);
-    assert_eq!(common::total_committed(&report), 2000, "{report}\n{log}");
+    assert_eq!(
+        crate::common::total_committed(&report),
+        2000,
+        "{report}\n{log}"
+    );
 }
 
 /// Wanted: a commit that fails at shutdown (the last chance) is reported, with what it
@@ -395,7 +397,10 @@ fn a_failed_final_commit_is_reported() {
         "{log}"
     );
     cluster.clear_request_errors(RDKafkaApiKey::OffsetCommit);
-    assert_eq!(common::total_committed(&lag(&cluster, &group, &topic)), 0);
+    assert_eq!(
+        crate::common::total_committed(&lag(&cluster, &group, &topic)),
+        0
+    );
 }
 
 /// Wanted: metadata that fails for a while at start-up is waited out; a topic that
@@ -532,7 +537,7 @@ fn a_moving_group_coordinator_neither_rewinds_nor_skips() {
     assert_eq!(got.len(), ids.len(), "events skipped: {log}");
     assert!(!last.is_empty(), "commits were observed during the run");
     assert_eq!(
-        common::total_committed(&lag(&cluster, &group, &topic)),
+        crate::common::total_committed(&lag(&cluster, &group, &topic)),
         8000,
         "{log}"
     );

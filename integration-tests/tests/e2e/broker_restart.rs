@@ -2,13 +2,11 @@
 //! producer is sending and a consumer is reading: every event the producer reported as
 //! delivered is read back exactly once; what it did not deliver it names, one by one.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;

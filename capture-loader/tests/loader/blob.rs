@@ -2,11 +2,9 @@
 //! `azurite`), with the blobs uploaded by an independent client (Python azure-storage-blob).
 //! Without Azurite or the fixtures these tests say so and pass; in CI both are required.
 
-mod common;
-
 use std::process::{Command, Output};
 
-use common::{Azurite, KEY, azurite_bin, fixtures};
+use crate::common::{Azurite, KEY, azurite_bin, fixtures};
 use serde_json::Value;
 
 fn load(az: &Azurite, db: &str, source: &str) -> (Output, Value) {

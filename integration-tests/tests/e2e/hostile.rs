@@ -4,13 +4,11 @@
 //! connection strings, 11 producer inputs and flags, 9 kinds of garbage on a topic, 8
 //! damaged Capture files, 10 webhook requests (50 in all).
 
-mod common;
-
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use eventhubs_kafka::capture::write::{CapturedRecord, encode_capture};
 use test_support::{Broker, bin, json_lines, run, stderr, tool, unique};
 

@@ -6,13 +6,11 @@
 //! postgres://eventhubs_test:eventhubs_test@127.0.0.1:5432/eventhubs_test, the role
 //! scripts/test creates); a fresh database per test.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::fixtures;
+use crate::common::fixtures;
 use serde_json::Value;
 use test_support::PgDatabase;
 

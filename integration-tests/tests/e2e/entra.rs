@@ -7,12 +7,10 @@
 //! secret, workload identity, App Service and IMDS managed identity, Azure CLI) signs in end
 //! to end.
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::summary;
+use crate::common::summary;
 use test_support::json_lines as json_lines_of;
 use test_support::{
     Listener, PrivateKafka, TOOL_ENV, TokenService, TokenServiceOptions, bin, stderr, unique,
@@ -122,7 +120,7 @@ fn tools_sign_in_and_refresh_their_tokens(setup: &Setup) {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(common::total_committed(&json_lines_of(&out)[0]), 500);
+    assert_eq!(crate::common::total_committed(&json_lines_of(&out)[0]), 500);
 
     // Tokens were asked for the namespace's scope, and again as they aged (the idle
     // consumer alone lived through more than two 12 s lifetimes).

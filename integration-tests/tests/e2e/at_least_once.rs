@@ -1,13 +1,11 @@
 //! At-least-once under failure: a consumer killed with SIGKILL loses nothing and re-reads
 //! only what it had not committed; two consumers in one group split the partitions.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;

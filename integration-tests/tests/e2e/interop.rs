@@ -2,11 +2,9 @@
 //! each side reads what the other wrote, through the Confluent registry and through
 //! single-object encoding.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use test_support::{Broker, TestSchemaRegistry, run, stderr, tool, unique};
 
 fn python(args: &[&str]) -> Vec<serde_json::Value> {

@@ -4,11 +4,9 @@
 //! overrides that point it at the local listener (`EVENTHUB_KAFKA_ENDPOINT`) and its CA
 //! (`KAFKA_SSL_CA_LOCATION`).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use test_support::{Broker, run, stderr, tool, unique};
 
 #[test]

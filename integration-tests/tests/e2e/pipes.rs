@@ -2,13 +2,11 @@
 //! commits nothing it could not write; a fatal error is printed once, as JSON under
 //! `--log-format json`.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use test_support::{Broker, tool, unique};
 
 fn quiet(stderr: &str) -> bool {

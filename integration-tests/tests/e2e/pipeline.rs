@@ -1,8 +1,6 @@
 //! Producer → broker → consumer, as processes against a real broker.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use test_support::{Broker, run, stderr, tool, unique};
 
 #[test]

@@ -2,12 +2,10 @@
 //! neither dead-letters nor commits events it could not decode because of the outage, and
 //! the capture-loader fails the file (tried again later) instead of loading it undecoded.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use test_support::{Broker, TestSchemaRegistry, run, stderr, tool, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,11 +1,9 @@
 //! Events that cannot be decoded are never dropped silently: printed with their raw bytes,
 //! dead-lettered, or they stop the consumer without being committed.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use test_support::{Broker, json_lines, run, stderr, tool, unique};
 
 /// Three good events, then garbage bytes and a Confluent frame with no registry to resolve

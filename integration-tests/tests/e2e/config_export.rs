@@ -1,10 +1,8 @@
 //! `config-export` writes files other Kafka tools can use as they are.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use test_support::{Broker, bin, json_lines, run, stderr, tool, unique};
 
 /// Through the Event Hubs listener (SASL_SSL + PLAIN, `$ConnectionString`): create a

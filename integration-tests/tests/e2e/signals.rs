@@ -1,13 +1,11 @@
 //! SIGTERM: the producer stops reading, delivers what it read and reports it; the consumer
 //! commits what it wrote and exits cleanly.
 
-mod common;
-
 use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use test_support::{Broker, json_lines, stderr, tool, unique};

@@ -1,0 +1,10 @@
+//! The capture-loader's tests against real files, databases and services: one binary, a module per subject.
+
+mod common;
+
+mod blob;
+mod claims;
+mod load;
+mod postgres_connect;
+mod report;
+mod serve;
