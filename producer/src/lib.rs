@@ -14,6 +14,7 @@ mod delivery;
 mod input;
 mod topic;
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -101,7 +102,8 @@ pub struct ProduceArgs {
     #[arg(long, help_heading = "Input")]
     pub skip_invalid: bool,
 
-    /// Value encoding [default: avro-confluent with a registry URL, else avro-single-object]
+    /// Value encoding [default: avro-azure with --schema-group, avro-confluent with a registry
+    /// URL, else avro-single-object]
     #[arg(long, value_enum, help_heading = "Encoding")]
     pub encoding: Option<Encoding>,
 
@@ -192,7 +194,17 @@ async fn produce_events(cli: ProduceArgs) -> anyhow::Result<ExitCode> {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_nanos() as u64)
             });
-            Source::generator(n, cli.sensors, seed)
+            // The generator writes the telemetry datum itself when the encoder would write
+            // exactly that (the embedded schema, an Avro encoding, keyed by sensor or not at
+            // all); otherwise it hands over values to encode.
+            let direct = encoder
+                .telemetry_prefix()
+                .filter(|_| matches!(cli.key_field.as_str(), "sensor_id" | ""))
+                .map(|prefix| input::Direct {
+                    prefix: prefix.to_vec(),
+                    keyed: !cli.key_field.is_empty(),
+                });
+            Source::generator(n, cli.sensors, seed, direct)
         }
         (None, None) => bail!("give --generate N or --input FILE"),
     };
@@ -294,11 +306,23 @@ fn produce(
                 break;
             }
         };
+        let owned = |prepared: Result<(Option<Vec<u8>>, Vec<u8>), String>| {
+            prepared.map(|(key, payload)| (key.map(Cow::Owned), Cow::Owned(payload)))
+        };
         let (origin, prepared) = match item {
-            Item::Record(origin, value) => (origin, prepare(&encoder, value, cli)),
+            Item::Record(origin, value) => (origin, owned(prepare(&encoder, value, cli))),
+            Item::Encoded {
+                origin,
+                key,
+                payload,
+            } => (
+                origin,
+                within_limit(key, payload, cli.max_event_bytes)
+                    .map(|()| (key.map(Cow::Borrowed), Cow::Borrowed(payload))),
+            ),
             Item::Line(n, text) => (
                 Origin::Line(n),
-                parse_line(&encoder, &text).and_then(|v| prepare(&encoder, v, cli)),
+                owned(parse_line(&encoder, &text).and_then(|v| prepare(&encoder, v, cli))),
             ),
             Item::Invalid(origin, reason) => (origin, Err(reason)),
         };
@@ -395,14 +419,19 @@ fn prepare(
         Some(key_of(&value, &cli.key_field)?)
     };
     let payload = encoder.encode(value).map_err(|e| e.to_string())?;
-    let size = payload.len() + key.as_ref().map_or(0, Vec::len);
-    if size > cli.max_event_bytes {
+    within_limit(key.as_deref(), &payload, cli.max_event_bytes)?;
+    Ok((key, payload))
+}
+
+/// An event (key + value) no larger than `max` bytes, or why it cannot be sent.
+fn within_limit(key: Option<&[u8]>, payload: &[u8], max: usize) -> Result<(), String> {
+    let size = payload.len() + key.map_or(0, <[u8]>::len);
+    if size > max {
         return Err(format!(
-            "the event is {size} bytes (key + value), more than --max-event-bytes {}; Event Hubs rejects events over 1 MB",
-            cli.max_event_bytes
+            "the event is {size} bytes (key + value), more than --max-event-bytes {max}; Event Hubs rejects events over 1 MB"
         ));
     }
-    Ok((key, payload))
+    Ok(())
 }
 
 fn key_of(value: &Value, field: &str) -> Result<Vec<u8>, String> {
@@ -440,7 +469,7 @@ fn enqueue(
 ) -> Result<(), Refused> {
     let pending = Box::new(Pending {
         origin,
-        enqueued: Instant::now(),
+        enqueued: origin.timed().then(Instant::now),
     });
     let mut record = BaseRecord::with_opaque_to(topic, pending).payload(payload);
     if let Some(key) = key {

@@ -11,7 +11,8 @@ use super::json_avro::CompiledSchema;
 #[error("value does not match the schema at `{0}`")]
 pub struct WriteError(pub String);
 
-fn long(out: &mut Vec<u8>, n: i64) {
+/// Avro's `long` (and `int`): zig-zag, then base-128 varint.
+pub(crate) fn long(out: &mut Vec<u8>, n: i64) {
     let mut z = ((n << 1) ^ (n >> 63)) as u64;
     while z >= 0x80 {
         out.push((z as u8) | 0x80);
@@ -20,7 +21,8 @@ fn long(out: &mut Vec<u8>, n: i64) {
     out.push(z as u8);
 }
 
-fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+/// Avro's `bytes` and `string`: the length, then the bytes.
+pub(crate) fn bytes(out: &mut Vec<u8>, b: &[u8]) {
     long(out, b.len() as i64);
     out.extend_from_slice(b);
 }

@@ -349,6 +349,21 @@ impl Encoder {
         }
     }
 
+    /// With the embedded telemetry schema in an Avro encoding: the bytes that go before each
+    /// datum, so that the generator can write the datum itself
+    /// ([`Generator::next_datum`](crate::telemetry::Generator::next_datum)) instead of
+    /// building a value for [`Encoder::encode`]. `None` otherwise.
+    pub fn telemetry_prefix(&self) -> Option<&[u8]> {
+        let avro = matches!(
+            self.encoding,
+            Encoding::AvroConfluent | Encoding::AvroSingleObject | Encoding::AvroAzure
+        );
+        let telemetry = apache_avro::Schema::parse_str(crate::schemas::TELEMETRY).is_ok_and(|t| {
+            single_object::fingerprint(&t) == single_object::fingerprint(&self.schema.schema)
+        });
+        (avro && telemetry).then_some(self.prefix.as_slice())
+    }
+
     /// The content type each event must carry (Kafka header `content-type`), if any.
     pub fn content_type(&self) -> Option<&str> {
         self.content_type.as_deref()
