@@ -131,9 +131,11 @@ impl Source {
     }
 
     /// The next item; `None` at the end of input or once `cancel` fires.
+    /// `idle` runs every 100 ms while the input is quiet.
     pub(crate) fn next(
         &mut self,
         cancel: &CancellationToken,
+        idle: &mut dyn FnMut(),
     ) -> Option<Result<Item<'_>, ReadError>> {
         if cancel.is_cancelled() {
             return None;
@@ -180,7 +182,7 @@ impl Source {
                     Ok(Err(e)) => return Some(Err(ReadError(e))),
                     Err(RecvTimeoutError::Disconnected) => return None,
                     Err(RecvTimeoutError::Timeout) if cancel.is_cancelled() => return None,
-                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Timeout) => idle(),
                 }
             },
         }
