@@ -50,25 +50,15 @@ fn with_registry(s: &Setup, cmd: &mut Command) {
 
 /// Microsoft's encoder, with a token for the registry.
 fn theirs(s: &Setup, args: &[&str]) -> Vec<serde_json::Value> {
-    let out = Command::new("python3")
-        .arg(interop_script())
-        .args(args)
-        .env(
-            "AZURE_REGISTRY_TOKEN",
-            s.tokens.issue("https://eventhubs.azure.net"),
-        )
-        .env("REQUESTS_CA_BUNDLE", s.registry.certificate())
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "interop.py {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    interop(
+        Command::new("python3")
+            .env(
+                "AZURE_REGISTRY_TOKEN",
+                s.tokens.issue("https://eventhubs.azure.net"),
+            )
+            .env("REQUESTS_CA_BUNDLE", s.registry.certificate()),
+        args,
+    )
 }
 
 #[test]

@@ -147,6 +147,25 @@ pub(crate) fn schema_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/telemetry.avsc")
 }
 
+/// Run `python/interop.py` with `args` through `python` (a `python3` command, with any
+/// environment it needs); its JSON lines.
+pub(crate) fn interop(python: &mut std::process::Command, args: &[&str]) -> Vec<Value> {
+    let out = python
+        .arg(interop_script())
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "interop.py {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 pub(crate) fn interop_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("python/interop.py")
 }

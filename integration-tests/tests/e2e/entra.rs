@@ -301,7 +301,24 @@ fn exported_files_let_other_clients_get_their_own_tokens(setup: &Setup) {
         let text = std::fs::read_to_string(&file).unwrap();
         (file, text, stderr(&out))
     };
-    let requests = || setup.service.requests();
+    // Python reads all 40 with nothing but `file`, its librdkafka asking the token service
+    // itself, as source `kind`.
+    let python_reads_all = |file: &std::path::Path, kind: &str| {
+        let before = setup.service.requests().len();
+        let out = python_reads(file, &topic, 40);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "40",
+            "{}",
+            stderr(&out)
+        );
+        let asked = setup.service.requests()[before..].to_vec();
+        assert!(
+            asked.iter().any(|r| r.kind == kind && r.granted),
+            "librdkafka asked for no {kind} token: {asked:?}"
+        );
+    };
 
     // Client secret, librdkafka.
     let (file, text, _) = export("librdkafka", &mut entra_tool(setup, "consumer", "ns1"));
@@ -314,22 +331,7 @@ fn exported_files_let_other_clients_get_their_own_tokens(setup: &Setup) {
         text.contains(&format!("sasl.oauthbearer.scope={AUDIENCE}/.default\n")),
         "{text}"
     );
-    let before = requests().len();
-    let out = python_reads(&file, &topic, 40);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "40",
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        requests()[before..]
-            .iter()
-            .any(|r| r.kind == "client_secret" && r.granted),
-        "librdkafka asked for no token: {:?}",
-        &requests()[before..]
-    );
+    python_reads_all(&file, "client_secret");
 
     // Managed identity (IMDS), librdkafka.
     let mut imds = entra_tool(setup, "consumer", "ns1");
@@ -345,22 +347,7 @@ fn exported_files_let_other_clients_get_their_own_tokens(setup: &Setup) {
         text.contains("sasl.oauthbearer.metadata.authentication.type=azure_imds\n"),
         "{text}"
     );
-    let before = requests().len();
-    let out = python_reads(&file, &topic, 40);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "40",
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        requests()[before..]
-            .iter()
-            .any(|r| r.kind == "imds" && r.granted),
-        "librdkafka asked IMDS for no token: {:?}",
-        &requests()[before..]
-    );
+    python_reads_all(&file, "imds");
 
     // Client secret, Kafka's console consumer.
     let (file, text, _) = export("java", &mut entra_tool(setup, "consumer", "ns1"));

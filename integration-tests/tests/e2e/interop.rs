@@ -8,20 +8,7 @@ use crate::common::*;
 use test_support::{Broker, TestSchemaRegistry, run, stderr, tool, unique};
 
 fn python(args: &[&str]) -> Vec<serde_json::Value> {
-    let out = Command::new("python3")
-        .arg(interop_script())
-        .args(args)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "interop.py {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    interop(&mut Command::new("python3"), args)
 }
 
 fn ids_of(values: &[serde_json::Value]) -> Vec<String> {
