@@ -208,8 +208,47 @@ async fn produce_events(cli: ProduceArgs) -> anyhow::Result<ExitCode> {
         }
         (None, None) => bail!("give --generate N or --input FILE"),
     };
-    tokio::task::spawn_blocking(move || produce(&cli, &settings, &topic, encoder, source, &cancel))
+    let options = ProduceOptions::from_args(&cli, topic);
+    tokio::task::spawn_blocking(move || produce(&options, &settings, encoder, source, &cancel))
         .await?
+}
+
+/// What the produce pipeline needs, lowered from the command line at the edge: plain
+/// values, no clap types past this point.
+pub(crate) struct ProduceOptions {
+    pub(crate) topic: String,
+    pub(crate) topic_setup: topic::TopicSetup,
+    /// Every event to this partition instead of partitioning by key.
+    pub(crate) partition: Option<i32>,
+    /// The top-level field whose value is the key; empty: no key.
+    pub(crate) key_field: String,
+    pub(crate) max_event_bytes: usize,
+    /// Events per second at most.
+    pub(crate) rate: Option<f64>,
+    pub(crate) skip_invalid: bool,
+    pub(crate) flush_timeout: Duration,
+    pub(crate) summary_json: bool,
+}
+
+impl ProduceOptions {
+    fn from_args(args: &ProduceArgs, topic: String) -> Self {
+        Self {
+            topic,
+            topic_setup: topic::TopicSetup {
+                create_if_missing: args.ensure_topic,
+                partitions: args.partitions,
+                replication_factor: args.replication_factor,
+                connect_timeout: args.connect_timeout,
+            },
+            partition: args.partition,
+            key_field: args.key_field.clone(),
+            max_event_bytes: args.max_event_bytes,
+            rate: args.rate,
+            skip_invalid: args.skip_invalid,
+            flush_timeout: args.flush_timeout,
+            summary_json: args.summary_json,
+        }
+    }
 }
 
 async fn build_encoder(
@@ -267,9 +306,8 @@ async fn build_encoder(
 }
 
 fn produce(
-    cli: &ProduceArgs,
+    options: &ProduceOptions,
     settings: &ClientSettings,
-    topic: &str,
     encoder: Encoder,
     mut source: Source,
     cancel: &CancellationToken,
@@ -282,8 +320,9 @@ fn produce(
         .client_config()
         .create_with_context(DeliveryContext::new(settings, Deliveries::new()))
         .context("creating the Kafka producer")?;
-    let partitions = topic::prepare(cli, settings, topic)?;
-    if let Some(p) = cli.partition
+    let topic = options.topic.as_str();
+    let partitions = topic::prepare(&options.topic_setup, settings, topic)?;
+    if let Some(p) = options.partition
         && (p < 0 || p >= partitions)
     {
         bail!(
@@ -315,19 +354,19 @@ fn produce(
             prepared.map(|(key, payload)| (key.map(Cow::Owned), Cow::Owned(payload)))
         };
         let (origin, prepared) = match item {
-            Item::Record(origin, value) => (origin, owned(prepare(&encoder, value, cli))),
+            Item::Record(origin, value) => (origin, owned(prepare(&encoder, value, options))),
             Item::Encoded {
                 origin,
                 key,
                 payload,
             } => (
                 origin,
-                within_limit(key, payload, cli.max_event_bytes)
+                within_limit(key, payload, options.max_event_bytes)
                     .map(|()| (key.map(Cow::Borrowed), Cow::Borrowed(payload))),
             ),
             Item::Line(n, text) => (
                 Origin::Line(n),
-                owned(parse_line(&encoder, &text).and_then(|v| prepare(&encoder, v, cli))),
+                owned(parse_line(&encoder, &text).and_then(|v| prepare(&encoder, v, options))),
             ),
             Item::Invalid(origin, reason) => (origin, Err(reason)),
         };
@@ -336,20 +375,20 @@ fn produce(
             Err(reason) => {
                 invalid += 1;
                 tracing::error!(origin = %origin, "invalid event: {reason}");
-                if cli.skip_invalid {
+                if options.skip_invalid {
                     continue;
                 }
                 stopped_on_invalid = true;
                 break;
             }
         };
-        if let Some(rate) = cli.rate {
+        if let Some(rate) = options.rate {
             pace(&producer, started, accepted, rate, cancel);
         }
         match enqueue(
             &producer,
             topic,
-            cli.partition,
+            options.partition,
             key.as_deref(),
             &payload,
             encoder.content_type(),
@@ -379,10 +418,10 @@ fn produce(
         }
     }
     let interrupted = cancel.is_cancelled();
-    let undelivered_at_flush = finish(&producer, cli.flush_timeout);
+    let undelivered_at_flush = finish(&producer, options.flush_timeout);
     let totals = producer.context().totals();
     let elapsed = started.elapsed();
-    report(cli, &totals, invalid, elapsed, undelivered_at_flush)?;
+    report(options, &totals, invalid, elapsed, undelivered_at_flush)?;
 
     if stopped_on_invalid {
         tracing::error!(
@@ -397,7 +436,7 @@ fn produce(
         && totals.sent == accepted
         && !stopped_on_invalid
         && read_failure.is_none()
-        && (invalid == 0 || cli.skip_invalid);
+        && (invalid == 0 || options.skip_invalid);
     Ok(if complete {
         ExitCode::SUCCESS
     } else {
@@ -419,15 +458,15 @@ fn parse_line(encoder: &Encoder, text: &str) -> Result<Value, String> {
 fn prepare(
     encoder: &Encoder,
     value: Value,
-    cli: &ProduceArgs,
+    options: &ProduceOptions,
 ) -> Result<(Option<Vec<u8>>, Vec<u8>), String> {
-    let key = if cli.key_field.is_empty() {
+    let key = if options.key_field.is_empty() {
         None
     } else {
-        Some(key_of(&value, &cli.key_field)?)
+        Some(key_of(&value, &options.key_field)?)
     };
     let payload = encoder.encode(value).map_err(|e| e.to_string())?;
-    within_limit(key.as_deref(), &payload, cli.max_event_bytes)?;
+    within_limit(key.as_deref(), &payload, options.max_event_bytes)?;
     Ok((key, payload))
 }
 
@@ -559,7 +598,7 @@ fn finish(producer: &BaseProducer<DeliveryContext>, timeout: Duration) -> i32 {
 }
 
 fn report(
-    cli: &ProduceArgs,
+    options: &ProduceOptions,
     totals: &DeliveryTotals,
     invalid: u64,
     elapsed: Duration,
@@ -584,7 +623,7 @@ fn report(
             "events were still in flight at the flush deadline"
         );
     }
-    if cli.summary_json {
+    if options.summary_json {
         use std::io::Write as _;
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", serde_json::to_string(&summary)?)?;

@@ -11,19 +11,25 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::ProduceArgs;
+/// Whether and how to make the topic, and how long to wait for the broker.
+pub(crate) struct TopicSetup {
+    pub(crate) create_if_missing: bool,
+    pub(crate) partitions: i32,
+    pub(crate) replication_factor: i32,
+    pub(crate) connect_timeout: Duration,
+}
 
 /// Returns the topic's partition count.
 pub(crate) fn prepare(
-    cli: &ProduceArgs,
+    setup: &TopicSetup,
     settings: &ClientSettings,
     topic: &str,
 ) -> anyhow::Result<i32> {
-    let describe = || describe_topic(settings, topic, cli.connect_timeout);
+    let describe = || describe_topic(settings, topic, setup.connect_timeout);
     if let Some(info) = describe()? {
         return Ok(info.partitions);
     }
-    if !cli.ensure_topic {
+    if !setup.create_if_missing {
         bail!(missing_topic_message(topic, settings.is_event_hubs()));
     }
     if settings.is_event_hubs() {
@@ -32,9 +38,9 @@ pub(crate) fn prepare(
             missing_topic_message(topic, true)
         );
     }
-    create_topic(cli, settings, topic)?;
+    create_topic(setup, settings, topic)?;
     // Wait for the new topic's metadata to reach the broker we talk to.
-    let deadline = Instant::now() + cli.connect_timeout;
+    let deadline = Instant::now() + setup.connect_timeout;
     loop {
         if let Some(info) = describe()? {
             return Ok(info.partitions);
@@ -42,14 +48,14 @@ pub(crate) fn prepare(
         if Instant::now() > deadline {
             bail!(
                 "topic `{topic}` was created but its metadata did not appear within {:?}",
-                cli.connect_timeout
+                setup.connect_timeout
             );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
-fn create_topic(cli: &ProduceArgs, settings: &ClientSettings, topic: &str) -> anyhow::Result<()> {
+fn create_topic(setup: &TopicSetup, settings: &ClientSettings, topic: &str) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = settings
         .properties(&ClientKind::Admin { group_id: None })
         .client_config()
@@ -57,16 +63,16 @@ fn create_topic(cli: &ProduceArgs, settings: &ClientSettings, topic: &str) -> an
         .context("creating the Kafka admin client")?;
     let new_topic = NewTopic::new(
         topic,
-        cli.partitions,
-        TopicReplication::Fixed(cli.replication_factor),
+        setup.partitions,
+        TopicReplication::Fixed(setup.replication_factor),
     );
-    let options = AdminOptions::new().operation_timeout(Some(cli.connect_timeout));
+    let options = AdminOptions::new().operation_timeout(Some(setup.connect_timeout));
     let results = tokio::runtime::Handle::current()
         .block_on(admin.create_topics([&new_topic], &options))
         .context("creating the topic")?;
     for result in results {
         match result {
-            Ok(_) => tracing::info!(topic, partitions = cli.partitions, "topic created"),
+            Ok(_) => tracing::info!(topic, partitions = setup.partitions, "topic created"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => bail!("creating topic `{name}` failed: {code}"),
         }
