@@ -126,81 +126,24 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(%topic, %group, bootstrap = %bootstrap, "consuming");
 
     let cancel = eventhubs_kafka::shutdown::on_signal();
-    let mut counts = Counts::default();
-    let mut buffers = Buffers::default();
-    // One timer for commits and the idle check: no timer is set up per event.
-    let tick_every = args
-        .commit_interval
-        .min(args.sink_interval)
-        .min(Duration::from_millis(250));
-    let mut tick = tokio::time::interval(tick_every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Idle time is measured at ticks (no clock read per event): the tick notices that the
-    // count moved.
-    let mut last_event = Instant::now();
-    let mut consumed_at_last_tick = 0;
-    let mut last_commit = Instant::now();
-    let mut last_full_commit = Instant::now();
-    let started = Instant::now();
-    let stop = loop {
-        if args.max_events.is_some_and(|max| counts.consumed >= max) {
-            break Stop::MaxEvents;
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => break Stop::Signal,
-            _ = tick.tick() => {
-                if counts.consumed != consumed_at_last_tick {
-                    consumed_at_last_tick = counts.consumed;
-                    last_event = Instant::now();
-                }
-                if args.idle_timeout.is_some_and(|idle| last_event.elapsed() >= idle) {
-                    break Stop::Idle;
-                }
-                if let Sink::Database(db) = &sink && db.due() {
-                    sink.flush(false, &consumer.context().positions)
-                        .context("writing to the database; offsets were not committed")?;
-                }
-                if last_commit.elapsed() >= args.commit_interval {
-                    // Now and then every position again, moved or not: an asynchronous
-                    // commit's failure may never be reported back, and an idle consumer
-                    // would otherwise never retry it (re-committing an offset is harmless).
-                    let refresh = last_full_commit.elapsed() >= (args.commit_interval * 10).max(Duration::from_secs(1));
-                    if refresh {
-                        last_full_commit = Instant::now();
-                    }
-                    commit(&consumer, &sink, CommitMode::Async, refresh)?;
-                    last_commit = Instant::now();
-                }
-            }
-            received = consumer.recv() => {
-                let message = match received {
-                    Ok(m) => m,
-                    Err(e) => {
-                        // librdkafka reports and retries transport errors by itself.
-                        tracing::warn!("consume error: {e}");
-                        continue;
-                    }
-                };
-                counts.consumed += 1;
-                let waiting = Waiting { cancel: &cancel, retry_for: args.registry_retry_for };
-                match handle(&message, &decoder, &sink, dead_letter.as_ref(), args.on_undecodable, &mut counts, &mut buffers, &waiting).await? {
-                    Handled::Done => {}
-                    Handled::StopUndecodable => break Stop::Undecodable,
-                    Handled::Interrupted => break Stop::Signal,
-                    Handled::Buffered { full: false } => continue,
-                    Handled::Buffered { full: true } => {
-                        sink.flush(false, &consumer.context().positions)
-                            .context("writing to the database; offsets were not committed")?;
-                        continue;
-                    }
-                }
-                consumer
-                    .context()
-                    .positions
-                    .advance(message.topic(), message.partition(), message.offset());
-            }
-        }
+    let options = LoopOptions {
+        max_events: args.max_events,
+        idle_timeout: args.idle_timeout,
+        commit_interval: args.commit_interval,
+        sink_interval: args.sink_interval,
+        registry_retry_for: args.registry_retry_for,
+        on_undecodable: args.on_undecodable,
     };
+    let started = Instant::now();
+    let (stop, counts) = consume(
+        &consumer,
+        &sink,
+        &decoder,
+        dead_letter.as_ref(),
+        &options,
+        &cancel,
+    )
+    .await?;
 
     commit(&consumer, &sink, CommitMode::Sync, true)?;
     let positions = committed_positions(&consumer, args.connect_timeout);
@@ -230,6 +173,103 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
         Stop::Undecodable => ExitCode::from(1),
         Stop::Signal | Stop::MaxEvents | Stop::Idle => ExitCode::SUCCESS,
     })
+}
+
+/// What the consume loop needs, lowered from the command line at the edge.
+struct LoopOptions {
+    max_events: Option<u64>,
+    idle_timeout: Option<Duration>,
+    commit_interval: Duration,
+    sink_interval: Duration,
+    registry_retry_for: Duration,
+    on_undecodable: OnUndecodable,
+}
+
+/// Read, decode, write out and advance the positions until a stop condition; commit on the
+/// interval (the final synchronous commit is the caller's).
+async fn consume(
+    consumer: &StreamConsumer<GroupContext>,
+    sink: &Sink,
+    decoder: &Decoder,
+    dead_letter: Option<&(String, FutureProducer<ToolContext>)>,
+    options: &LoopOptions,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<(Stop, Counts)> {
+    let mut counts = Counts::default();
+    let mut buffers = Buffers::default();
+    // One timer for commits and the idle check: no timer is set up per event.
+    let tick_every = options
+        .commit_interval
+        .min(options.sink_interval)
+        .min(Duration::from_millis(250));
+    let mut tick = tokio::time::interval(tick_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Idle time is measured at ticks (no clock read per event): the tick notices that the
+    // count moved.
+    let mut last_event = Instant::now();
+    let mut consumed_at_last_tick = 0;
+    let mut last_commit = Instant::now();
+    let mut last_full_commit = Instant::now();
+    let stop = loop {
+        if options.max_events.is_some_and(|max| counts.consumed >= max) {
+            break Stop::MaxEvents;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break Stop::Signal,
+            _ = tick.tick() => {
+                if counts.consumed != consumed_at_last_tick {
+                    consumed_at_last_tick = counts.consumed;
+                    last_event = Instant::now();
+                }
+                if options.idle_timeout.is_some_and(|idle| last_event.elapsed() >= idle) {
+                    break Stop::Idle;
+                }
+                if let Sink::Database(db) = &sink && db.due() {
+                    sink.flush(false, &consumer.context().positions)
+                        .context("writing to the database; offsets were not committed")?;
+                }
+                if last_commit.elapsed() >= options.commit_interval {
+                    // Now and then every position again, moved or not: an asynchronous
+                    // commit's failure may never be reported back, and an idle consumer
+                    // would otherwise never retry it (re-committing an offset is harmless).
+                    let refresh = last_full_commit.elapsed() >= (options.commit_interval * 10).max(Duration::from_secs(1));
+                    if refresh {
+                        last_full_commit = Instant::now();
+                    }
+                    commit(consumer, sink, CommitMode::Async, refresh)?;
+                    last_commit = Instant::now();
+                }
+            }
+            received = consumer.recv() => {
+                let message = match received {
+                    Ok(m) => m,
+                    Err(e) => {
+                        // librdkafka reports and retries transport errors by itself.
+                        tracing::warn!("consume error: {e}");
+                        continue;
+                    }
+                };
+                counts.consumed += 1;
+                let waiting = Waiting { cancel, retry_for: options.registry_retry_for };
+                match handle(&message, decoder, sink, dead_letter, options.on_undecodable, &mut counts, &mut buffers, &waiting).await? {
+                    Handled::Done => {}
+                    Handled::StopUndecodable => break Stop::Undecodable,
+                    Handled::Interrupted => break Stop::Signal,
+                    Handled::Buffered { full: false } => continue,
+                    Handled::Buffered { full: true } => {
+                        sink.flush(false, &consumer.context().positions)
+                            .context("writing to the database; offsets were not committed")?;
+                        continue;
+                    }
+                }
+                consumer
+                    .context()
+                    .positions
+                    .advance(message.topic(), message.partition(), message.offset());
+            }
+        }
+    };
+    Ok((stop, counts))
 }
 
 /// Reused buffers: the line being built and the decoded value.
