@@ -190,14 +190,11 @@ impl AzureRegistry {
             .text()
             .await
             .map_err(|e| RegistryError::new(format!("{what}: {e}"), true))?;
-        let schema = apache_avro::Schema::parse_str(&text).map_err(|e| {
+        let compiled = Arc::new(CompiledSchema::parse(&text).map_err(|e| {
             RegistryError::new(
-                format!("{what}: the registry's schema is not Avro: {e}"),
+                format!("{what}: the registry's schema is not usable Avro: {e}"),
                 false,
             )
-        })?;
-        let compiled = Arc::new(CompiledSchema::new(schema).map_err(|e| {
-            RegistryError::new(format!("{what}: the schema does not compile: {e}"), false)
         })?);
         self.lock().insert(id.to_string(), compiled.clone());
         Ok(compiled)

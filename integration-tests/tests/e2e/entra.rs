@@ -36,6 +36,16 @@ fn setup() -> Setup {
     Setup { service, kafka }
 }
 
+/// A fresh topic of `partitions` on the broker (created through its plaintext listener).
+fn new_topic(setup: &Setup, prefix: &str, partitions: u32) -> String {
+    let topic = unique(prefix);
+    setup
+        .kafka
+        .broker(Listener::Plaintext)
+        .create_topic(&topic, partitions);
+    topic
+}
+
 /// A tool signing in as the application of the token service, to namespace `namespace`.
 fn entra_tool(setup: &Setup, name: &str, namespace: &str) -> Command {
     let info = setup.kafka.info();
@@ -71,11 +81,7 @@ fn entra_id_on_the_kafka_endpoint() {
 }
 
 fn tools_sign_in_and_refresh_their_tokens(setup: &Setup) {
-    let topic = unique("entra");
-    setup
-        .kafka
-        .broker(Listener::Plaintext)
-        .create_topic(&topic, 2);
+    let topic = new_topic(setup, "entra", 2);
 
     let out = entra_tool(setup, "producer", "ns1")
         .args(["--topic", &topic, "--generate", "500", "--summary-json"])
@@ -183,11 +189,7 @@ fn every_credential_source_signs_in(setup: &Setup) {
         ("azure_cli", &without_app, vec![("PATH", path)]),
     ];
     for (kind, removed, added) in sources {
-        let topic = unique("entra");
-        setup
-            .kafka
-            .broker(Listener::Plaintext)
-            .create_topic(&topic, 1);
+        let topic = new_topic(setup, "entra", 1);
         let before = setup.service.requests().len();
         let tool = |name: &str| {
             let mut cmd = entra_tool(setup, name, "ns1");
@@ -270,11 +272,7 @@ print(n)
 /// `azure_imds` method, Kafka's console consumer with its OIDC login handler; a source no
 /// other client can use is named in the file.
 fn exported_files_let_other_clients_get_their_own_tokens(setup: &Setup) {
-    let topic = unique("entra-export");
-    setup
-        .kafka
-        .broker(Listener::Plaintext)
-        .create_topic(&topic, 2);
+    let topic = new_topic(setup, "entra-export", 2);
     let out = entra_tool(setup, "producer", "ns1")
         .args(["--topic", &topic, "--generate", "40"])
         .output()
@@ -418,11 +416,7 @@ fn exported_files_let_other_clients_get_their_own_tokens(setup: &Setup) {
 }
 
 fn a_token_for_another_namespace_is_refused_with_the_brokers_reason(setup: &Setup) {
-    let topic = unique("entra");
-    setup
-        .kafka
-        .broker(Listener::Plaintext)
-        .create_topic(&topic, 1);
+    let topic = new_topic(setup, "entra", 1);
     let started = Instant::now();
     let out = entra_tool(setup, "producer", "ns2")
         .args([
@@ -450,11 +444,7 @@ fn a_token_for_another_namespace_is_refused_with_the_brokers_reason(setup: &Setu
 }
 
 fn a_failing_credential_is_reported_with_every_sources_reason(setup: &Setup) {
-    let topic = unique("entra");
-    setup
-        .kafka
-        .broker(Listener::Plaintext)
-        .create_topic(&topic, 1);
+    let topic = new_topic(setup, "entra", 1);
     let out = entra_tool(setup, "producer", "ns1")
         .env("AZURE_CLIENT_SECRET", "wrong-secret")
         .env("PATH", "/nonexistent")
