@@ -359,40 +359,67 @@ fn claimed(
     result.and(released)
 }
 
+/// One file: read it, skip it if it was loaded (or report that it changed), locate it,
+/// read its events, store them with its `capture_files` row, account for it.
 fn load_one(
     store: &mut dyn Store,
     run: &Run<'_>,
     candidate: &Candidate,
     summary: &mut Summary,
 ) -> anyhow::Result<()> {
-    let Run {
-        decoder,
-        options,
-        runtime,
-        ..
-    } = *run;
-    let source = candidate.name.clone();
-    let read = match &candidate.origin {
-        Origin::Local(path) => std::fs::read(path).map_err(anyhow::Error::from),
-        Origin::Blob { source, object } => runtime.block_on(source.get(object)),
-    };
-    let bytes = match read {
+    let bytes = match read_bytes(candidate, run.runtime) {
         Ok(b) => b,
         Err(e) => {
-            tracing::error!(file = %source, "cannot read: {e:#}");
+            tracing::error!(file = %candidate.name, "cannot read: {e:#}");
             summary.files_failed += 1;
             return Ok(());
         }
     };
-    // A blob's ETag says whether it changed; a local file gets a content fingerprint.
+    let mut record = file_record(candidate, &bytes);
+    if is_known(store, run, &record, summary)? {
+        return Ok(());
+    }
+    let Some(place) = locate(run.options, candidate, &mut record) else {
+        let reason = "its path does not follow the archive name format (--name-format); give --namespace, --event-hub and --partition";
+        return fail(store, &record, reason, summary);
+    };
+    let file = match read_capture(&bytes) {
+        Ok(f) => f,
+        Err(e) => return fail(store, &record, &e.to_string(), summary),
+    };
+    describe_events(&mut record, &file.events);
+    let rows = match event_rows(run, &place, file.events, summary) {
+        Ok(rows) => rows,
+        // Not an answer about the bodies: the file waits for the registry.
+        Err(unreachable) => {
+            let reason = format!(
+                "{unreachable}; not loaded, so its bodies are not stored undecoded: it is tried again on the next run"
+            );
+            return fail(store, &record, &reason, summary);
+        }
+    };
+    store_rows(store, &record, &rows, summary)
+}
+
+/// A candidate's bytes, from its folder or its container.
+fn read_bytes(candidate: &Candidate, runtime: &tokio::runtime::Handle) -> anyhow::Result<Vec<u8>> {
+    match &candidate.origin {
+        Origin::Local(path) => std::fs::read(path).map_err(anyhow::Error::from),
+        Origin::Blob { source, object } => runtime.block_on(source.get(object)),
+    }
+}
+
+/// The file's `capture_files` row as far as its bytes say: a blob's ETag says whether it
+/// changed; a local file gets a content fingerprint.
+fn file_record(candidate: &Candidate, bytes: &[u8]) -> FileRecord {
     let etag = match &candidate.origin {
         Origin::Blob { object, .. } => object.etag.as_ref().map(|e| format!("etag:{e}")),
         Origin::Local(_) => None,
     };
-    let mut record = FileRecord {
-        source: source.clone(),
+    FileRecord {
+        source: candidate.name.clone(),
         size: bytes.len() as i64,
-        etag: etag.unwrap_or_else(|| fingerprint(&bytes)),
+        etag: etag.unwrap_or_else(|| fingerprint(bytes)),
         namespace: None,
         event_hub: None,
         partition_id: None,
@@ -401,72 +428,94 @@ fn load_one(
         last_sequence_number: None,
         first_enqueued_time: None,
         last_enqueued_time: None,
-    };
-    // A failed file is tried again; a loaded one is skipped, or reported if it changed.
-    if let Some(known) = store
-        .known_file(&source)?
-        .filter(|k| k.status != FileStatus::Failed)
-    {
-        if known.size == record.size && known.etag == record.etag {
-            if known.loaded_at.is_some_and(|t| t >= run.started) {
-                summary.files_loaded_elsewhere += 1;
-            } else {
-                summary.files_skipped += 1;
-            }
-            return Ok(());
-        }
-        tracing::error!(file = %source, loaded_size = known.size, size = record.size, "file changed since it was loaded; not loading it again (its events are keyed by sequence number: investigate before removing its capture_files row)");
-        summary.files_changed += 1;
-        return Ok(());
     }
-    let namespace = options
+}
+
+/// Whether the database has this file already: loaded as it is (skipped, or loaded by
+/// another loader since this run began) or changed since (reported, not loaded). A failed
+/// file is tried again.
+fn is_known(
+    store: &mut dyn Store,
+    run: &Run<'_>,
+    record: &FileRecord,
+    summary: &mut Summary,
+) -> anyhow::Result<bool> {
+    let Some(known) = store
+        .known_file(&record.source)?
+        .filter(|k| k.status != FileStatus::Failed)
+    else {
+        return Ok(false);
+    };
+    if known.size == record.size && known.etag == record.etag {
+        if known.loaded_at.is_some_and(|t| t >= run.started) {
+            summary.files_loaded_elsewhere += 1;
+        } else {
+            summary.files_skipped += 1;
+        }
+    } else {
+        tracing::error!(file = %record.source, loaded_size = known.size, size = record.size, "file changed since it was loaded; not loading it again (its events are keyed by sequence number: investigate before removing its capture_files row)");
+        summary.files_changed += 1;
+    }
+    Ok(true)
+}
+
+/// Where a file's events belong.
+struct Place {
+    namespace: String,
+    event_hub: String,
+    partition: String,
+}
+
+/// Namespace, event hub and partition from the options, else from the file's path; written
+/// into the record as far as they are known.
+fn locate(options: &LoadOptions, candidate: &Candidate, record: &mut FileRecord) -> Option<Place> {
+    let location = candidate.location.as_ref();
+    record.namespace = options
         .namespace
         .clone()
-        .or_else(|| candidate.location.as_ref().map(|l| l.namespace.clone()));
-    let event_hub = options
+        .or_else(|| location.map(|l| l.namespace.clone()));
+    record.event_hub = options
         .event_hub
         .clone()
-        .or_else(|| candidate.location.as_ref().map(|l| l.event_hub.clone()));
-    let partition = options
+        .or_else(|| location.map(|l| l.event_hub.clone()));
+    record.partition_id = options
         .partition
         .clone()
-        .or_else(|| candidate.location.as_ref().map(|l| l.partition_id.clone()));
-    record.namespace.clone_from(&namespace);
-    record.event_hub.clone_from(&event_hub);
-    record.partition_id.clone_from(&partition);
-    let (Some(namespace), Some(event_hub), Some(partition)) = (namespace, event_hub, partition)
-    else {
-        let reason = "its path does not follow the archive name format (--name-format); give --namespace, --event-hub and --partition";
-        return fail(store, &record, reason, summary);
-    };
-    let file = match read_capture(&bytes) {
-        Ok(f) => f,
-        Err(e) => return fail(store, &record, &e.to_string(), summary),
-    };
-    record.event_count = file.events.len() as i64;
-    let first = file.events.iter().min_by_key(|e| e.sequence_number);
-    let last = file.events.iter().max_by_key(|e| e.sequence_number);
+        .or_else(|| location.map(|l| l.partition_id.clone()));
+    Some(Place {
+        namespace: record.namespace.clone()?,
+        event_hub: record.event_hub.clone()?,
+        partition: record.partition_id.clone()?,
+    })
+}
+
+/// The file's event count and its first and last sequence numbers and enqueued times.
+fn describe_events(record: &mut FileRecord, events: &[CaptureEvent]) {
+    record.event_count = events.len() as i64;
+    let first = events.iter().min_by_key(|e| e.sequence_number);
+    let last = events.iter().max_by_key(|e| e.sequence_number);
     record.first_sequence_number = first.map(|e| e.sequence_number);
     record.last_sequence_number = last.map(|e| e.sequence_number);
     record.first_enqueued_time = first.map(|e| e.enqueued_time);
     record.last_enqueued_time = last.map(|e| e.enqueued_time);
-    let mut rows = Vec::with_capacity(file.events.len());
-    for event in file.events {
-        let (body_json, undecodable) = match runtime.block_on(body_json(decoder, &event)) {
-            Ok(decoded) => decoded,
-            // Not an answer about the body: the file waits for the registry.
-            Err(unreachable) => {
-                let reason = format!(
-                    "{unreachable}; not loaded, so its bodies are not stored undecoded: it is tried again on the next run"
-                );
-                return fail(store, &record, &reason, summary);
-            }
-        };
+}
+
+/// The file's events as rows, bodies decoded; `Err` when the schema registry could not be
+/// asked.
+fn event_rows(
+    run: &Run<'_>,
+    place: &Place,
+    events: Vec<CaptureEvent>,
+    summary: &mut Summary,
+) -> Result<Vec<EventRow>, eventhubs_kafka::encoding::DecodeError> {
+    let mut rows = Vec::with_capacity(events.len());
+    for event in events {
+        let (body_json, undecodable) = body_json(run.decoder, run.runtime, &event)?;
         summary.undecodable_bodies += u64::from(undecodable);
         rows.push(EventRow {
-            namespace: namespace.clone(),
-            event_hub: event_hub.clone(),
-            partition_id: partition.clone(),
+            namespace: place.namespace.clone(),
+            event_hub: place.event_hub.clone(),
+            partition_id: place.partition.clone(),
             sequence_number: event.sequence_number,
             offset: event.offset,
             enqueued_time: event.enqueued_time,
@@ -477,17 +526,28 @@ fn load_one(
             body_json,
         });
     }
-    // A file whose rows the database refuses (a NUL in a partition key or a header the
-    // database cannot store as text) fails alone, its reason recorded; the load goes on.
-    // Only when even that cannot be recorded (the database is gone) does the load stop.
-    let loaded = match store.load_file(&record, &rows) {
+    Ok(rows)
+}
+
+/// Store a file's rows with its record, and account for what happened. A file whose rows
+/// the database refuses (a NUL in a partition key or a header the database cannot store as
+/// text) fails alone, its reason recorded; the load goes on. Only when even that cannot be
+/// recorded (the database is gone) does the load stop.
+fn store_rows(
+    store: &mut dyn Store,
+    record: &FileRecord,
+    rows: &[EventRow],
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    let source = &record.source;
+    let loaded = match store.load_file(record, rows) {
         Ok(loaded) => loaded,
         Err(e) => {
             let reason = match e.downcast_ref::<crate::db::Conflict>() {
                 Some(conflict) => conflict.to_string(),
                 None => format!("the database refused its events: {e:#}"),
             };
-            return fail(store, &record, &reason, summary)
+            return fail(store, record, &reason, summary)
                 .with_context(|| format!("loading {source}"));
         }
     };
@@ -525,8 +585,10 @@ fn fail(
 /// The body as JSON text when it is JSON or Avro the decoder understands; `(None, true)`
 /// when there is a body that is neither (its bytes are stored all the same); `Err` when the
 /// schema registry could not be asked (unreachable, 502/503), which says nothing of the body.
-async fn body_json(
+/// Bodies whose schema is at hand decode here; only a registry request goes to `runtime`.
+fn body_json(
     decoder: &Decoder,
+    runtime: &tokio::runtime::Handle,
     event: &CaptureEvent,
 ) -> Result<(Option<String>, bool), eventhubs_kafka::encoding::DecodeError> {
     let Some(body) = event.body.as_deref() else {
@@ -540,10 +602,11 @@ async fn body_json(
         .or_else(|| event.system_properties.get("content-type"))
         .and_then(|v| v.as_str());
     let mut out = Vec::new();
-    match decoder
-        .decode_into(Some(body), content_type, &mut out)
-        .await
-    {
+    let decoded = match decoder.decode_cached_into(Some(body), content_type, &mut out) {
+        Some(decoded) => decoded,
+        None => runtime.block_on(decoder.decode_into(Some(body), content_type, &mut out)),
+    };
+    match decoded {
         Ok(_) => {
             let json = crate::db::body_json_text(out);
             let undecodable = json.is_none();

@@ -1,18 +1,26 @@
 //! The consume loop: receive, decode, write out, store the offset; commit on an interval,
 //! on revocation and at shutdown, always after flushing what was written.
+//!
+//! The loop polls a `BaseConsumer` on a thread of its own (the async runtime hands its
+//! other work to another worker): every poll serves librdkafka's events (rebalances, commit
+//! results, token refresh) in order with the messages, and the blocking parts (the topic
+//! check, synchronous commits, Capture files' fsync and rename, the database sink's
+//! hand-over) never stall the runtime. Only what is async by nature goes back to the
+//! runtime and is waited for: a registry request for a schema not seen yet, and a send to
+//! the dead-letter topic.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use eventhubs_kafka::encoding::Decoder;
+use eventhubs_kafka::encoding::{DecodeError, Decoder, Encoding};
 use std::sync::Arc;
 
 use eventhubs_kafka::kafka::config::ClientKind;
 use eventhubs_kafka::kafka::context::ToolContext;
 use eventhubs_kafka::kafka::preflight::{describe_topic, missing_topic_message};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -47,17 +55,98 @@ enum Stop {
 }
 
 pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Handle::current();
+    let cancel = eventhubs_kafka::shutdown::on_signal();
+    tokio::task::block_in_place(|| run_polling(args, &runtime, &cancel))
+}
+
+/// Set up, consume until a stop condition, commit, report: all of it blocking, on the
+/// thread `run` gave up to it.
+fn run_polling(
+    args: ConsumeArgs,
+    runtime: &tokio::runtime::Handle,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<ExitCode> {
     let settings = args.kafka.client_settings("eventhubs-kafka-consumer")?;
     let topic = args.kafka.topic(&settings)?;
     let group = args.group.clone().context("--group is required")?;
     let decoder = Decoder::for_tools(args.registry.settings().as_ref())?;
-    let output = Output::stdout(args.output);
+    let sink = open_sink(&args, &settings, &group)?;
+
+    let properties = settings.properties(&ClientKind::Consumer {
+        group_id: group.clone(),
+        from: args.from,
+    });
+    properties.warn_overridden();
+    let context = GroupContext::new(
+        &settings,
+        Member {
+            sink: sink.clone(),
+            positions: Default::default(),
+        },
+    );
+    let consumer: BaseConsumer<GroupContext> = properties
+        .client_config()
+        .create_with_context(context)
+        .context("creating the Kafka consumer")?;
+    let bootstrap = settings.bootstrap_servers();
+    let found = describe_topic(&settings, &topic, args.connect_timeout)?;
+    if found.is_none() {
+        bail!(missing_topic_message(&topic, settings.is_event_hubs()));
+    }
+    let dead_letter = match &args.dead_letter_topic {
+        Some(dlq) => Some((dlq.clone(), dead_letter_producer(&settings)?)),
+        None => None,
+    };
+    consumer
+        .subscribe(&[&topic])
+        .with_context(|| format!("subscribing to `{topic}`"))?;
+    tracing::info!(%topic, %group, bootstrap = %bootstrap, "consuming");
+
+    let options = LoopOptions {
+        max_events: args.max_events,
+        idle_timeout: args.idle_timeout,
+        commit_interval: args.commit_interval,
+        sink_interval: args.sink_interval,
+    };
+    let started = Instant::now();
+    let waiting = Waiting {
+        runtime,
+        cancel,
+        retry_for: args.registry_retry_for,
+    };
+    let handler = Handler {
+        decoder: &decoder,
+        sink: &sink,
+        dead_letter: dead_letter.as_ref(),
+        policy: args.on_undecodable,
+        waiting: &waiting,
+    };
+    let (stop, counts) = consume(&consumer, &handler, &options)?;
+
+    commit(&consumer, &sink, CommitMode::Sync, true)?;
+    let positions = committed_positions(&consumer, args.connect_timeout);
+    consumer.unsubscribe();
+    report(&sink, &counts, started.elapsed(), &positions);
+    Ok(match stop {
+        Stop::Undecodable => ExitCode::from(1),
+        Stop::Signal | Stop::MaxEvents | Stop::Idle => ExitCode::SUCCESS,
+    })
+}
+
+/// Where events go: Capture files (`--capture-dir`), the capture tables (`--sink-db`), or
+/// JSON lines on stdout.
+fn open_sink(
+    args: &ConsumeArgs,
+    settings: &eventhubs_kafka::kafka::config::ClientSettings,
+    group: &str,
+) -> anyhow::Result<Sink> {
     // Capture paths and database rows file events under the namespace.
     let namespace = args
         .capture_namespace
         .clone()
         .unwrap_or_else(|| settings.namespace().unwrap_or_else(|| "local".to_string()));
-    let sink = match (&args.capture_dir, &args.sink_db) {
+    Ok(match (&args.capture_dir, &args.sink_db) {
         (Some(dir), _) => {
             if args.capture_window < Duration::from_secs(1) {
                 bail!(
@@ -76,7 +165,7 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
             let sink = DbSink::open(
                 database,
                 DbSinkOptions {
-                    group: group.clone(),
+                    group: group.to_string(),
                     namespace,
                     batch_events: usize::try_from(args.sink_batch).unwrap_or(usize::MAX),
                     batch_interval: args.sink_interval,
@@ -85,94 +174,43 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
             .context("opening --sink-db")?;
             Sink::Database(Arc::new(sink))
         }
-        (None, None) => Sink::Lines(output.clone()),
-    };
+        (None, None) => Sink::Lines(Output::stdout(args.output)),
+    })
+}
 
-    let properties = settings.properties(&ClientKind::Consumer {
-        group_id: group.clone(),
-        from: args.from,
-    });
-    properties.warn_overridden();
-    let context = GroupContext::new(
-        &settings,
-        Member {
-            sink: sink.clone(),
-            positions: Default::default(),
-        },
-    );
-    let consumer: StreamConsumer<GroupContext> = properties
+/// The producer that sends undecodable events to `--dead-letter-topic`.
+fn dead_letter_producer(
+    settings: &eventhubs_kafka::kafka::config::ClientSettings,
+) -> anyhow::Result<FutureProducer<ToolContext>> {
+    settings
+        .properties(&ClientKind::Producer)
         .client_config()
-        .create_with_context(context)
-        .context("creating the Kafka consumer")?;
-    let bootstrap = settings.bootstrap_servers();
-    let found = describe_topic(&settings, &topic, args.connect_timeout)?;
-    if found.is_none() {
-        bail!(missing_topic_message(&topic, settings.is_event_hubs()));
-    }
-    let dead_letter = match &args.dead_letter_topic {
-        Some(dlq) => {
-            let producer: FutureProducer<ToolContext> = settings
-                .properties(&ClientKind::Producer)
-                .client_config()
-                .create_with_context(ToolContext::new(&settings, ()))
-                .context("creating the dead-letter producer")?;
-            Some((dlq.clone(), producer))
-        }
-        None => None,
-    };
-    consumer
-        .subscribe(&[&topic])
-        .with_context(|| format!("subscribing to `{topic}`"))?;
-    tracing::info!(%topic, %group, bootstrap = %bootstrap, "consuming");
+        .create_with_context(ToolContext::new(settings, ()))
+        .context("creating the dead-letter producer")
+}
 
-    let cancel = eventhubs_kafka::shutdown::on_signal();
-    let options = LoopOptions {
-        max_events: args.max_events,
-        idle_timeout: args.idle_timeout,
-        commit_interval: args.commit_interval,
-        sink_interval: args.sink_interval,
-        registry_retry_for: args.registry_retry_for,
-        on_undecodable: args.on_undecodable,
-    };
-    let started = Instant::now();
-    let (stop, counts) = consume(
-        &consumer,
-        &sink,
-        &decoder,
-        dead_letter.as_ref(),
-        &options,
-        &cancel,
-    )
-    .await?;
-
-    commit(&consumer, &sink, CommitMode::Sync, true)?;
-    let positions = committed_positions(&consumer, args.connect_timeout);
-    consumer.unsubscribe();
-    let elapsed = started.elapsed();
-    if let Sink::Database(db) = &sink {
+/// The summary on stderr: what was consumed and decoded, what the database got, where the
+/// group's committed positions are.
+fn report(sink: &Sink, counts: &Counts, elapsed: Duration, positions: &str) {
+    if let Sink::Database(db) = sink {
         let written = db.written();
         eprintln!(
             "consumer: database: {} events inserted, {} already there, in {} transactions",
             written.inserted, written.duplicates, written.transactions
         );
     }
+    let dead_lettered = if counts.dead_lettered > 0 {
+        format!(" ({} dead-lettered)", counts.dead_lettered)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "consumer: {} consumed, {} decoded, {} undecodable{} in {:.2} s; committed: {}",
+        "consumer: {} consumed, {} decoded, {} undecodable{dead_lettered} in {:.2} s; committed: {positions}",
         counts.consumed,
         counts.decoded,
         counts.undecodable,
-        if counts.dead_lettered > 0 {
-            format!(" ({} dead-lettered)", counts.dead_lettered)
-        } else {
-            String::new()
-        },
         elapsed.as_secs_f64(),
-        positions
     );
-    Ok(match stop {
-        Stop::Undecodable => ExitCode::from(1),
-        Stop::Signal | Stop::MaxEvents | Stop::Idle => ExitCode::SUCCESS,
-    })
 }
 
 /// What the consume loop needs, lowered from the command line at the edge.
@@ -181,95 +219,139 @@ struct LoopOptions {
     idle_timeout: Option<Duration>,
     commit_interval: Duration,
     sink_interval: Duration,
-    registry_retry_for: Duration,
-    on_undecodable: OnUndecodable,
 }
 
 /// Read, decode, write out and advance the positions until a stop condition; commit on the
 /// interval (the final synchronous commit is the caller's).
-async fn consume(
-    consumer: &StreamConsumer<GroupContext>,
-    sink: &Sink,
-    decoder: &Decoder,
-    dead_letter: Option<&(String, FutureProducer<ToolContext>)>,
+fn consume(
+    consumer: &BaseConsumer<GroupContext>,
+    handler: &Handler<'_>,
     options: &LoopOptions,
-    cancel: &tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<(Stop, Counts)> {
+    let (sink, waiting) = (handler.sink, handler.waiting);
     let mut counts = Counts::default();
     let mut buffers = Buffers::default();
-    // One timer for commits and the idle check: no timer is set up per event.
+    // Time-driven work (commits, the database sink's interval, the idle check) is looked at
+    // every `tick_every`: when a poll comes back empty, and otherwise every CLOCK_EVERY
+    // events (no clock read per event). Polls wait at most POLL_WAIT, which bounds how long
+    // a signal waits to be noticed.
+    const CLOCK_EVERY: u64 = 64;
+    const POLL_WAIT: Duration = Duration::from_millis(100);
     let tick_every = options
         .commit_interval
         .min(options.sink_interval)
         .min(Duration::from_millis(250));
-    let mut tick = tokio::time::interval(tick_every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Idle time is measured at ticks (no clock read per event): the tick notices that the
-    // count moved.
-    let mut last_event = Instant::now();
-    let mut consumed_at_last_tick = 0;
-    let mut last_commit = Instant::now();
-    let mut last_full_commit = Instant::now();
+    let mut next_tick = Instant::now() + tick_every;
+    let mut ticks = Ticks::new();
     let stop = loop {
         if options.max_events.is_some_and(|max| counts.consumed >= max) {
             break Stop::MaxEvents;
         }
-        tokio::select! {
-            _ = cancel.cancelled() => break Stop::Signal,
-            _ = tick.tick() => {
-                if counts.consumed != consumed_at_last_tick {
-                    consumed_at_last_tick = counts.consumed;
-                    last_event = Instant::now();
+        if waiting.cancel.is_cancelled() {
+            break Stop::Signal;
+        }
+        let polled = consumer.poll(POLL_WAIT.min(tick_every));
+        let check_clock = match &polled {
+            None => true,
+            Some(_) => counts.consumed % CLOCK_EVERY == 0,
+        };
+        if check_clock {
+            let now = Instant::now();
+            if now >= next_tick {
+                next_tick = now + tick_every;
+                if let Some(stop) = ticks.tick(consumer, sink, options, counts.consumed)? {
+                    break stop;
                 }
-                if options.idle_timeout.is_some_and(|idle| last_event.elapsed() >= idle) {
-                    break Stop::Idle;
-                }
-                if let Sink::Database(db) = &sink && db.due() {
-                    sink.flush(false, &consumer.context().positions)
-                        .context("writing to the database; offsets were not committed")?;
-                }
-                if last_commit.elapsed() >= options.commit_interval {
-                    // Now and then every position again, moved or not: an asynchronous
-                    // commit's failure may never be reported back, and an idle consumer
-                    // would otherwise never retry it (re-committing an offset is harmless).
-                    let refresh = last_full_commit.elapsed() >= (options.commit_interval * 10).max(Duration::from_secs(1));
-                    if refresh {
-                        last_full_commit = Instant::now();
-                    }
-                    commit(consumer, sink, CommitMode::Async, refresh)?;
-                    last_commit = Instant::now();
-                }
-            }
-            received = consumer.recv() => {
-                let message = match received {
-                    Ok(m) => m,
-                    Err(e) => {
-                        // librdkafka reports and retries transport errors by itself.
-                        tracing::warn!("consume error: {e}");
-                        continue;
-                    }
-                };
-                counts.consumed += 1;
-                let waiting = Waiting { cancel, retry_for: options.registry_retry_for };
-                match handle(&message, decoder, sink, dead_letter, options.on_undecodable, &mut counts, &mut buffers, &waiting).await? {
-                    Handled::Done => {}
-                    Handled::StopUndecodable => break Stop::Undecodable,
-                    Handled::Interrupted => break Stop::Signal,
-                    Handled::Buffered { full: false } => continue,
-                    Handled::Buffered { full: true } => {
-                        sink.flush(false, &consumer.context().positions)
-                            .context("writing to the database; offsets were not committed")?;
-                        continue;
-                    }
-                }
-                consumer
-                    .context()
-                    .positions
-                    .advance(message.topic(), message.partition(), message.offset());
             }
         }
+        let message = match polled {
+            None => continue,
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                // librdkafka reports and retries transport errors by itself.
+                tracing::warn!("consume error: {e}");
+                continue;
+            }
+        };
+        counts.consumed += 1;
+        match handler.handle(&message, &mut counts, &mut buffers)? {
+            Handled::Done => {}
+            Handled::StopUndecodable => break Stop::Undecodable,
+            Handled::Interrupted => break Stop::Signal,
+            Handled::Buffered { full: false } => continue,
+            Handled::Buffered { full: true } => {
+                sink.flush(false, &consumer.context().positions)
+                    .context("writing to the database; offsets were not committed")?;
+                continue;
+            }
+        }
+        consumer.context().positions.advance(
+            message.topic(),
+            message.partition(),
+            message.offset(),
+        );
     };
     Ok((stop, counts))
+}
+
+/// The loop's time-driven work: the idle check, the database sink's interval, commits.
+struct Ticks {
+    /// Idle time is measured at ticks: a tick notices that the count moved.
+    last_event: Instant,
+    consumed_at_last_tick: u64,
+    last_commit: Instant,
+    last_full_commit: Instant,
+}
+
+impl Ticks {
+    fn new() -> Self {
+        let now = Instant::now();
+        Self {
+            last_event: now,
+            consumed_at_last_tick: 0,
+            last_commit: now,
+            last_full_commit: now,
+        }
+    }
+
+    /// Do what is due; `Some(Stop::Idle)` when the idle timeout passed.
+    fn tick(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        sink: &Sink,
+        options: &LoopOptions,
+        consumed: u64,
+    ) -> anyhow::Result<Option<Stop>> {
+        if consumed != self.consumed_at_last_tick {
+            self.consumed_at_last_tick = consumed;
+            self.last_event = Instant::now();
+        }
+        if options
+            .idle_timeout
+            .is_some_and(|idle| self.last_event.elapsed() >= idle)
+        {
+            return Ok(Some(Stop::Idle));
+        }
+        if let Sink::Database(db) = &sink
+            && db.due()
+        {
+            sink.flush(false, &consumer.context().positions)
+                .context("writing to the database; offsets were not committed")?;
+        }
+        if self.last_commit.elapsed() >= options.commit_interval {
+            // Now and then every position again, moved or not: an asynchronous commit's
+            // failure may never be reported back, and an idle consumer would otherwise
+            // never retry it (re-committing an offset is harmless).
+            let refresh = self.last_full_commit.elapsed()
+                >= (options.commit_interval * 10).max(Duration::from_secs(1));
+            if refresh {
+                self.last_full_commit = Instant::now();
+            }
+            commit(consumer, sink, CommitMode::Async, refresh)?;
+            self.last_commit = Instant::now();
+        }
+        Ok(None)
+    }
 }
 
 /// Reused buffers: the line being built and the decoded value.
@@ -292,53 +374,191 @@ enum Handled {
     Interrupted,
 }
 
-/// How long to wait for an unreachable registry, and the signal that ends the wait.
+/// Where async work is waited for (registry requests, dead-letter sends), how long to wait
+/// for an unreachable registry, and the signal that ends the wait (and the loop).
 struct Waiting<'a> {
+    runtime: &'a tokio::runtime::Handle,
     cancel: &'a tokio_util::sync::CancellationToken,
     retry_for: Duration,
 }
 
-/// Decode and write out one event.
-#[allow(clippy::too_many_arguments)]
-async fn handle(
-    message: &BorrowedMessage<'_>,
-    decoder: &Decoder,
-    sink: &Sink,
-    dead_letter: Option<&(String, FutureProducer<ToolContext>)>,
+/// What handling an event needs besides the event itself: the same for every event.
+struct Handler<'a> {
+    decoder: &'a Decoder,
+    sink: &'a Sink,
+    dead_letter: Option<&'a (String, FutureProducer<ToolContext>)>,
     policy: OnUndecodable,
-    counts: &mut Counts,
-    buffers: &mut Buffers,
-    waiting: &Waiting<'_>,
-) -> anyhow::Result<Handled> {
-    if let Sink::Capture(capture) = sink {
-        // Capture keeps bodies as they are: nothing to decode. The position advances when
-        // the window's file is written.
-        capture.add(message);
-        return Ok(Handled::Buffered { full: false });
-    }
-    // Unreadable headers make the event undecodable, like an undecodable value.
-    let headers = crate::headers::read(message);
-    // A registry that cannot be reached is waited for, never taken as an answer: the event
-    // would otherwise be dead-lettered and committed while the registry is down.
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(500);
-    let decoded = loop {
-        buffers.value.clear();
+    waiting: &'a Waiting<'a>,
+}
+
+impl Handler<'_> {
+    /// Decode and write out one event.
+    fn handle(
+        &self,
+        message: &BorrowedMessage<'_>,
+        counts: &mut Counts,
+        buffers: &mut Buffers,
+    ) -> anyhow::Result<Handled> {
+        if let Sink::Capture(capture) = self.sink {
+            // Capture keeps bodies as they are: nothing to decode. The position advances
+            // when the window's file is written.
+            capture.add(message);
+            return Ok(Handled::Buffered { full: false });
+        }
+        // Unreadable headers make the event undecodable, like an undecodable value.
+        let headers = crate::headers::read(message);
         let decoded = match &headers {
             Ok(h) => {
-                decoder
-                    .decode_into(
-                        message.payload(),
-                        crate::headers::content_type(h),
-                        &mut buffers.value,
-                    )
-                    .await
+                let content_type = crate::headers::content_type(h);
+                match self.decode(message, content_type, &mut buffers.value)? {
+                    Some(decoded) => decoded,
+                    None => return Ok(Handled::Interrupted),
+                }
             }
-            Err(unreadable) => Err(eventhubs_kafka::encoding::DecodeError::Unreadable(
-                unreadable.to_string(),
-            )),
+            Err(unreadable) => Err(DecodeError::Unreadable(unreadable.to_string())),
         };
-        match decoded {
+        let headers = headers.unwrap_or_default();
+        let decoded = match decoded {
+            Ok(encoding) => {
+                counts.decoded += 1;
+                Ok(encoding)
+            }
+            Err(error) => {
+                counts.undecodable += 1;
+                if let Some(handled) = self.undecodable(message, &headers, &error, counts)? {
+                    return Ok(handled);
+                }
+                Err(error)
+            }
+        };
+        self.write_out(message, &headers, decoded, buffers)
+    }
+
+    /// The value as JSON text in `out`: at once when its schema is at hand, else waiting
+    /// on the runtime for the registry. `None`: a signal came while waiting.
+    fn decode(
+        &self,
+        message: &BorrowedMessage<'_>,
+        content_type: Option<&str>,
+        out: &mut Vec<u8>,
+    ) -> anyhow::Result<Option<Result<Encoding, DecodeError>>> {
+        out.clear();
+        if let Some(decoded) = self
+            .decoder
+            .decode_cached_into(message.payload(), content_type, out)
+        {
+            return Ok(Some(decoded));
+        }
+        self.waiting.runtime.block_on(fetch_and_decode(
+            message,
+            content_type,
+            self.decoder,
+            out,
+            self.waiting,
+        ))
+    }
+
+    /// The policy for an undecodable event: dead-letter it, stop, or warn and go on.
+    /// `Some`: what became of it, when it is not written out like the others.
+    fn undecodable(
+        &self,
+        message: &BorrowedMessage<'_>,
+        headers: &crate::headers::HeaderList<'_>,
+        error: &DecodeError,
+        counts: &mut Counts,
+    ) -> anyhow::Result<Option<Handled>> {
+        let source = format!(
+            "{}/{}/{}",
+            message.topic(),
+            message.partition(),
+            message.offset()
+        );
+        if let Some((dlq, producer)) = self.dead_letter {
+            self.waiting.runtime.block_on(send_to_dead_letter(
+                message,
+                headers,
+                dlq,
+                producer,
+                &error.to_string(),
+                &source,
+            ))?;
+            counts.dead_lettered += 1;
+            // The database keeps every event (its bytes, at least); lines do not.
+            if !matches!(self.sink, Sink::Database(_)) {
+                return Ok(Some(Handled::Done));
+            }
+        } else if self.policy == OnUndecodable::Fail {
+            tracing::error!(event = %source, "undecodable event: {error}; stopping without committing it");
+            return Ok(Some(Handled::StopUndecodable));
+        } else {
+            tracing::warn!(event = %source, "undecodable event: {error}");
+        }
+        Ok(None)
+    }
+
+    /// The event as a JSON line or a database row (decoded or not).
+    fn write_out(
+        &self,
+        message: &BorrowedMessage<'_>,
+        headers: &crate::headers::HeaderList<'_>,
+        decoded: Result<Encoding, DecodeError>,
+        buffers: &mut Buffers,
+    ) -> anyhow::Result<Handled> {
+        match self.sink {
+            Sink::Database(db) => {
+                let body_json = match decoded {
+                    Ok(_) => {
+                        eventhubs_kafka::db::body_json_text(std::mem::take(&mut buffers.value))
+                    }
+                    Err(_) => None,
+                };
+                Ok(Handled::Buffered {
+                    full: db.add(message, body_json)?,
+                })
+            }
+            Sink::Lines(output) => {
+                match decoded {
+                    Ok(encoding) => {
+                        if output.enabled() {
+                            start_line(&mut buffers.line, message, headers);
+                            finish_decoded(&mut buffers.line, encoding.as_str(), &buffers.value);
+                        }
+                    }
+                    Err(error) => {
+                        start_line(&mut buffers.line, message, headers);
+                        finish_undecodable(&mut buffers.line, &error.to_string(), message);
+                    }
+                }
+                output
+                    .write_line(&buffers.line)
+                    .context("writing to stdout")?;
+                Ok(Handled::Done)
+            }
+            // Taken before decoding (Capture keeps bodies as they are).
+            Sink::Capture(_) => Ok(Handled::Buffered { full: false }),
+        }
+    }
+}
+
+/// Decode an event whose schema a registry must give first. A registry that cannot be
+/// reached is waited for (backing off, up to `retry_for`), never taken as an answer: the
+/// event would otherwise be dead-lettered and committed while the registry is down.
+/// `None`: a signal came while waiting.
+async fn fetch_and_decode(
+    message: &BorrowedMessage<'_>,
+    content_type: Option<&str>,
+    decoder: &Decoder,
+    out: &mut Vec<u8>,
+    waiting: &Waiting<'_>,
+) -> anyhow::Result<Option<Result<Encoding, DecodeError>>> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(500);
+    loop {
+        out.clear();
+        match decoder
+            .decode_into(message.payload(), content_type, out)
+            .await
+        {
             Err(e) if e.is_retriable() => {
                 let event = format!(
                     "{}/{}/{}",
@@ -354,82 +574,13 @@ async fn handle(
                 }
                 tracing::warn!(event = %event, "{e}; retrying in {pause:?}");
                 tokio::select! {
-                    _ = waiting.cancel.cancelled() => return Ok(Handled::Interrupted),
+                    _ = waiting.cancel.cancelled() => return Ok(None),
                     _ = tokio::time::sleep(pause) => {}
                 }
                 pause = (pause * 2).min(Duration::from_secs(10));
             }
-            other => break other,
+            other => return Ok(Some(other)),
         }
-    };
-    let headers = headers.unwrap_or_default();
-    let decoded = match decoded {
-        Ok(encoding) => {
-            counts.decoded += 1;
-            Ok(encoding)
-        }
-        Err(error) => {
-            counts.undecodable += 1;
-            let source = format!(
-                "{}/{}/{}",
-                message.topic(),
-                message.partition(),
-                message.offset()
-            );
-            if let Some((dlq, producer)) = dead_letter {
-                send_to_dead_letter(
-                    message,
-                    &headers,
-                    dlq,
-                    producer,
-                    &error.to_string(),
-                    &source,
-                )
-                .await?;
-                counts.dead_lettered += 1;
-                // The database keeps every event (its bytes, at least); lines do not.
-                if !matches!(sink, Sink::Database(_)) {
-                    return Ok(Handled::Done);
-                }
-            } else if policy == OnUndecodable::Fail {
-                tracing::error!(event = %source, "undecodable event: {error}; stopping without committing it");
-                return Ok(Handled::StopUndecodable);
-            } else {
-                tracing::warn!(event = %source, "undecodable event: {error}");
-            }
-            Err(error)
-        }
-    };
-    match sink {
-        Sink::Database(db) => {
-            let body_json = match decoded {
-                Ok(_) => eventhubs_kafka::db::body_json_text(std::mem::take(&mut buffers.value)),
-                Err(_) => None,
-            };
-            Ok(Handled::Buffered {
-                full: db.add(message, body_json)?,
-            })
-        }
-        Sink::Lines(output) => {
-            match decoded {
-                Ok(encoding) => {
-                    if output.enabled() {
-                        start_line(&mut buffers.line, message, &headers);
-                        finish_decoded(&mut buffers.line, encoding.as_str(), &buffers.value);
-                    }
-                }
-                Err(error) => {
-                    start_line(&mut buffers.line, message, &headers);
-                    finish_undecodable(&mut buffers.line, &error.to_string(), message);
-                }
-            }
-            output
-                .write_line(&buffers.line)
-                .context("writing to stdout")?;
-            Ok(Handled::Done)
-        }
-        // Taken before decoding (Capture keeps bodies as they are).
-        Sink::Capture(_) => Ok(Handled::Buffered { full: false }),
     }
 }
 
@@ -477,7 +628,7 @@ async fn send_to_dead_letter(
 /// An asynchronous (interval) commit writes only the capture windows that are over; the
 /// final synchronous one writes them all.
 fn commit(
-    consumer: &StreamConsumer<GroupContext>,
+    consumer: &BaseConsumer<GroupContext>,
     sink: &Sink,
     mode: CommitMode,
     every_position: bool,
@@ -494,22 +645,61 @@ fn commit(
     let Some(positions) = snapshot else {
         return Ok(());
     };
+    if matches!(mode, CommitMode::Sync) {
+        return commit_final(consumer, &positions);
+    }
     match consumer.commit(&positions, mode) {
         Ok(()) => Ok(()),
         Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
-        Err(e) if matches!(mode, CommitMode::Async) => {
+        Err(e) => {
             consumer.context().positions.mark_uncommitted(&positions);
             tracing::warn!("offset commit failed (retried at the next interval): {e}");
             Ok(())
         }
-        Err(e) => Err(e).context(
-            "committing offsets at shutdown failed; the events since the last commit will be read again by the group",
-        ),
+    }
+}
+
+/// How long the last commit waits out a coordinator that is moving, loading or slow.
+const FINAL_COMMIT_PATIENCE: Duration = Duration::from_secs(5);
+
+/// The last commit, synchronous: a coordinator that moved, is loading or did not answer in
+/// time is tried again for a few seconds (backing off) before the commit is reported as
+/// failed, since a failure means the group reads those events again.
+fn commit_final(
+    consumer: &BaseConsumer<GroupContext>,
+    positions: &TopicPartitionList,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + FINAL_COMMIT_PATIENCE;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let error = match consumer.commit(positions, CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => return Ok(()),
+            Err(e) => e,
+        };
+        let transient = matches!(
+            error,
+            KafkaError::ConsumerCommit(
+                RDKafkaErrorCode::WaitingForCoordinator
+                    | RDKafkaErrorCode::CoordinatorLoadInProgress
+                    | RDKafkaErrorCode::CoordinatorNotAvailable
+                    | RDKafkaErrorCode::NotCoordinator
+                    | RDKafkaErrorCode::RequestTimedOut
+                    | RDKafkaErrorCode::OperationTimedOut
+            )
+        );
+        if !transient || Instant::now() + pause > deadline {
+            return Err(error).context(
+                "committing offsets at shutdown failed; the events since the last commit will be read again by the group",
+            );
+        }
+        tracing::warn!("the final offset commit failed ({error}); trying again in {pause:?}");
+        std::thread::sleep(pause);
+        pause *= 2;
     }
 }
 
 /// `topic/partition=offset` for the partitions this consumer holds, as the broker has them.
-fn committed_positions(consumer: &StreamConsumer<GroupContext>, timeout: Duration) -> String {
+fn committed_positions(consumer: &BaseConsumer<GroupContext>, timeout: Duration) -> String {
     let assignment = match consumer.assignment() {
         Ok(a) if a.count() > 0 => a,
         _ => return "no partitions assigned".into(),

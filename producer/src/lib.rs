@@ -312,10 +312,52 @@ fn produce(
     mut source: Source,
     cancel: &CancellationToken,
 ) -> anyhow::Result<ExitCode> {
+    let producer = open_producer(options, settings, &encoder)?;
+    let started = Instant::now();
+    let sent = send_all(&producer, options, &encoder, &mut source, cancel, started);
+    let interrupted = cancel.is_cancelled();
+    let undelivered_at_flush = finish(&producer, options.flush_timeout);
+    let totals = producer.context().totals();
+    report(
+        options,
+        &totals,
+        sent.invalid,
+        started.elapsed(),
+        undelivered_at_flush,
+    )?;
+
+    if sent.stopped_on_invalid {
+        tracing::error!(
+            "stopped at the first invalid event; what was accepted before it was delivered. Use --skip-invalid to go on past invalid lines"
+        );
+    }
+    if interrupted {
+        tracing::info!("stopped by signal after reading {} events", sent.accepted);
+    }
+    let complete = totals.failed == 0
+        && !sent.fatal
+        && totals.sent == sent.accepted
+        && !sent.stopped_on_invalid
+        && !sent.read_failed
+        && (sent.invalid == 0 || options.skip_invalid);
+    Ok(if complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The producer, once the topic is known to exist (or was created) and `--partition` is
+/// one of its partitions. Polled by [`send_all`], between events, as librdkafka's own tool
+/// does: a polling thread of its own cost a thread hand-off (futex wake-ups) per batch of
+/// delivery reports.
+fn open_producer(
+    options: &ProduceOptions,
+    settings: &ClientSettings,
+    encoder: &Encoder,
+) -> anyhow::Result<BaseProducer<DeliveryContext>> {
     let properties = settings.properties(&ClientKind::Producer);
     properties.warn_overridden();
-    // Polled here, between events, as librdkafka's own tool does: a polling thread of its
-    // own cost a thread hand-off (futex wake-ups) per batch of delivery reports.
     let producer: BaseProducer<DeliveryContext> = properties
         .client_config()
         .create_with_context(DeliveryContext::new(settings, Deliveries::new()))
@@ -331,13 +373,30 @@ fn produce(
         );
     }
     tracing::info!(topic, partitions, encoding = encoder.encoding().as_str(), bootstrap = %settings.bootstrap_servers(), "producing");
+    Ok(producer)
+}
 
-    let started = Instant::now();
-    let mut invalid = 0u64;
-    let mut stopped_on_invalid = false;
-    let mut read_failure = None;
-    let mut accepted = 0u64;
-    let mut fatal = false;
+/// How the reading ended, and what was handed to librdkafka.
+#[derive(Default)]
+struct Sent {
+    accepted: u64,
+    invalid: u64,
+    stopped_on_invalid: bool,
+    read_failed: bool,
+    fatal: bool,
+}
+
+/// Read the input to its end (or a signal, an invalid event without `--skip-invalid`, a
+/// fatal producer error), handing each event to librdkafka, paced by `--rate`.
+fn send_all(
+    producer: &BaseProducer<DeliveryContext>,
+    options: &ProduceOptions,
+    encoder: &Encoder,
+    source: &mut Source,
+    cancel: &CancellationToken,
+    started: Instant,
+) -> Sent {
+    let mut sent = Sent::default();
     // Delivery reports (and librdkafka's logs) are served at every poll: after each event,
     // and every 100 ms while the input is quiet.
     let mut serve = || producer.poll(Duration::ZERO);
@@ -346,48 +405,29 @@ fn produce(
             Ok(item) => item,
             Err(e) => {
                 tracing::error!("{e}");
-                read_failure = Some(e);
+                sent.read_failed = true;
                 break;
             }
         };
-        let owned = |prepared: Result<(Option<Vec<u8>>, Vec<u8>), String>| {
-            prepared.map(|(key, payload)| (key.map(Cow::Owned), Cow::Owned(payload)))
-        };
-        let (origin, prepared) = match item {
-            Item::Record(origin, value) => (origin, owned(prepare(&encoder, value, options))),
-            Item::Encoded {
-                origin,
-                key,
-                payload,
-            } => (
-                origin,
-                within_limit(key, payload, options.max_event_bytes)
-                    .map(|()| (key.map(Cow::Borrowed), Cow::Borrowed(payload))),
-            ),
-            Item::Line(n, text) => (
-                Origin::Line(n),
-                owned(parse_line(&encoder, &text).and_then(|v| prepare(&encoder, v, options))),
-            ),
-            Item::Invalid(origin, reason) => (origin, Err(reason)),
-        };
+        let (origin, prepared) = prepare_item(item, encoder, options);
         let (key, payload) = match prepared {
             Ok(event) => event,
             Err(reason) => {
-                invalid += 1;
+                sent.invalid += 1;
                 tracing::error!(origin = %origin, "invalid event: {reason}");
                 if options.skip_invalid {
                     continue;
                 }
-                stopped_on_invalid = true;
+                sent.stopped_on_invalid = true;
                 break;
             }
         };
         if let Some(rate) = options.rate {
-            pace(&producer, started, accepted, rate, cancel);
+            pace(producer, started, sent.accepted, rate, cancel);
         }
         match enqueue(
-            &producer,
-            topic,
+            producer,
+            &options.topic,
             options.partition,
             key.as_deref(),
             &payload,
@@ -395,7 +435,7 @@ fn produce(
             origin,
         ) {
             Ok(()) => {
-                accepted += 1;
+                sent.accepted += 1;
                 producer.poll(Duration::ZERO);
             }
             // Refused before sending (larger than librdkafka's own limit, an unknown
@@ -412,36 +452,44 @@ fn produce(
                     .context()
                     .record_failure(&origin, reason.clone(), key.as_deref());
                 tracing::error!("the producer hit a fatal error and stops reading: {reason}");
-                fatal = true;
+                sent.fatal = true;
                 break;
             }
         }
     }
-    let interrupted = cancel.is_cancelled();
-    let undelivered_at_flush = finish(&producer, options.flush_timeout);
-    let totals = producer.context().totals();
-    let elapsed = started.elapsed();
-    report(options, &totals, invalid, elapsed, undelivered_at_flush)?;
+    sent
+}
 
-    if stopped_on_invalid {
-        tracing::error!(
-            "stopped at the first invalid event; what was accepted before it was delivered. Use --skip-invalid to go on past invalid lines"
-        );
+/// An event's key and payload as they will be sent, or why it is invalid.
+type Prepared<'a> = Result<(Option<Cow<'a, [u8]>>, Cow<'a, [u8]>), String>;
+
+/// Where an event came from, and its key and payload. Pre-encoded events (the generator's
+/// fast path) are borrowed as they are.
+fn prepare_item<'a>(
+    item: Item<'a>,
+    encoder: &Encoder,
+    options: &ProduceOptions,
+) -> (Origin, Prepared<'a>) {
+    let owned = |prepared: Result<(Option<Vec<u8>>, Vec<u8>), String>| {
+        prepared.map(|(key, payload)| (key.map(Cow::Owned), Cow::Owned(payload)))
+    };
+    match item {
+        Item::Record(origin, value) => (origin, owned(prepare(encoder, value, options))),
+        Item::Encoded {
+            origin,
+            key,
+            payload,
+        } => (
+            origin,
+            within_limit(key, payload, options.max_event_bytes)
+                .map(|()| (key.map(Cow::Borrowed), Cow::Borrowed(payload))),
+        ),
+        Item::Line(n, text) => (
+            Origin::Line(n),
+            owned(parse_line(encoder, &text).and_then(|v| prepare(encoder, v, options))),
+        ),
+        Item::Invalid(origin, reason) => (origin, Err(reason)),
     }
-    if interrupted {
-        tracing::info!("stopped by signal after reading {accepted} events");
-    }
-    let complete = totals.failed == 0
-        && !fatal
-        && totals.sent == accepted
-        && !stopped_on_invalid
-        && read_failure.is_none()
-        && (invalid == 0 || options.skip_invalid);
-    Ok(if complete {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
 }
 
 fn report(

@@ -200,7 +200,8 @@ impl Decoder {
     }
 
     /// Decode a payload and append its value to `out` as JSON text: the consumer's hot
-    /// path, with no intermediate trees.
+    /// path, with no intermediate trees. A schema not yet known is fetched from its
+    /// registry (and kept).
     pub async fn decode_into(
         &self,
         payload: Option<&[u8]>,
@@ -208,53 +209,97 @@ impl Decoder {
         out: &mut Vec<u8>,
     ) -> Result<Encoding, DecodeError> {
         let payload = payload.ok_or(DecodeError::Empty)?;
-        match sniff(payload, content_type) {
-            Framing::Confluent { schema_id } => {
-                let registry = self
-                    .registry
-                    .as_ref()
-                    .ok_or(DecodeError::NoRegistry { schema_id })?;
+        match self.decode_known(payload, content_type, out) {
+            Ok(done) => done,
+            Err(Missing::Confluent {
+                registry,
+                schema_id,
+            }) => {
                 let schema = registry
                     .schema(schema_id)
                     .await
                     .map_err(|source| DecodeError::Registry { schema_id, source })?;
-                schema.datum_to_json(&payload[5..], out).map_err(|e| {
-                    DecodeError::BadConfluentAvro {
-                        schema_id,
-                        reason: e.0,
-                    }
-                })?;
-                Ok(Encoding::AvroConfluent)
+                confluent_datum(&schema, schema_id, payload, out)
             }
-            Framing::SingleObject { .. } => {
-                self.schemas.decode_into(payload, out)?;
-                Ok(Encoding::AvroSingleObject)
-            }
-            Framing::AzureSchemaRegistry => {
-                let schema_id = crate::registry::azure::schema_id(content_type.unwrap_or_default())
-                    .map_err(DecodeError::BadContentType)?
-                    .to_string();
-                let Some(registry) = self.azure.as_ref() else {
-                    return Err(DecodeError::NoAzureRegistry { schema_id });
-                };
-                let schema = match registry.schema(&schema_id).await {
+            Err(Missing::Azure {
+                registry,
+                schema_id,
+            }) => {
+                let schema = match registry.schema(schema_id).await {
                     Ok(schema) => schema,
-                    Err(source) => return Err(DecodeError::AzureRegistry { schema_id, source }),
+                    Err(source) => {
+                        return Err(DecodeError::AzureRegistry {
+                            schema_id: schema_id.to_string(),
+                            source,
+                        });
+                    }
                 };
-                schema
-                    .datum_to_json(payload, out)
-                    .map_err(|e| DecodeError::BadAzureAvro {
-                        schema_id,
-                        reason: e.0,
-                    })?;
-                Ok(Encoding::AvroAzure)
+                azure_datum(&schema, schema_id, payload, out)
             }
-            Framing::Json => {
-                json_into(payload, out)?;
-                Ok(Encoding::Json)
-            }
-            Framing::Unknown => Err(DecodeError::Unrecognised),
         }
+    }
+
+    /// [`Decoder::decode_into`] without waiting: `None` when the event's schema must first
+    /// be fetched from a registry (nothing was written to `out`). The consumer's poll
+    /// thread decodes here and leaves only registry requests to the async runtime.
+    pub fn decode_cached_into(
+        &self,
+        payload: Option<&[u8]>,
+        content_type: Option<&str>,
+        out: &mut Vec<u8>,
+    ) -> Option<Result<Encoding, DecodeError>> {
+        let Some(payload) = payload else {
+            return Some(Err(DecodeError::Empty));
+        };
+        self.decode_known(payload, content_type, out).ok()
+    }
+
+    /// Decode with the schemas at hand, or say which registry schema is missing.
+    fn decode_known<'a>(
+        &'a self,
+        payload: &[u8],
+        content_type: Option<&'a str>,
+        out: &mut Vec<u8>,
+    ) -> Result<Result<Encoding, DecodeError>, Missing<'a>> {
+        Ok(match sniff(payload, content_type) {
+            Framing::Confluent { schema_id } => {
+                let Some(registry) = self.registry.as_deref() else {
+                    return Ok(Err(DecodeError::NoRegistry { schema_id }));
+                };
+                let Some(schema) = registry.cached(schema_id) else {
+                    return Err(Missing::Confluent {
+                        registry,
+                        schema_id,
+                    });
+                };
+                confluent_datum(&schema, schema_id, payload, out)
+            }
+            Framing::SingleObject { .. } => self
+                .schemas
+                .decode_into(payload, out)
+                .map(|()| Encoding::AvroSingleObject),
+            Framing::AzureSchemaRegistry => {
+                let schema_id =
+                    match crate::registry::azure::schema_id(content_type.unwrap_or_default()) {
+                        Ok(id) => id,
+                        Err(reason) => return Ok(Err(DecodeError::BadContentType(reason))),
+                    };
+                let Some(registry) = self.azure.as_deref() else {
+                    return Ok(Err(DecodeError::NoAzureRegistry {
+                        schema_id: schema_id.to_string(),
+                    }));
+                };
+                let Some(schema) = registry.cached(schema_id) else {
+                    return Err(Missing::Azure {
+                        registry,
+                        schema_id,
+                    });
+                };
+                azure_datum(&schema, schema_id, payload, out)
+            }
+            Framing::Json => json_into(payload, out).map(|()| Encoding::Json),
+            Framing::Unknown => Err(DecodeError::Unrecognised),
+        })
     }
 
     /// Decode a payload to a JSON value.
@@ -269,6 +314,50 @@ impl Decoder {
             serde_json::from_slice(&out).map_err(|e| DecodeError::BadJson(e.to_string()))?;
         Ok(Decoded { encoding, value })
     }
+}
+
+/// A registry schema the decoder does not have yet, and the registry to ask.
+enum Missing<'a> {
+    Confluent {
+        registry: &'a ConfluentDecoder,
+        schema_id: u32,
+    },
+    Azure {
+        registry: &'a AzureRegistry,
+        schema_id: &'a str,
+    },
+}
+
+/// A Confluent-framed payload (magic byte and schema id, then the datum) as JSON text.
+fn confluent_datum(
+    schema: &CompiledSchema,
+    schema_id: u32,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<Encoding, DecodeError> {
+    schema
+        .datum_to_json(payload.get(5..).unwrap_or_default(), out)
+        .map_err(|e| DecodeError::BadConfluentAvro {
+            schema_id,
+            reason: e.0,
+        })?;
+    Ok(Encoding::AvroConfluent)
+}
+
+/// An Azure Schema Registry payload (the bare datum; the id is in the content type).
+fn azure_datum(
+    schema: &CompiledSchema,
+    schema_id: &str,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<Encoding, DecodeError> {
+    schema
+        .datum_to_json(payload, out)
+        .map_err(|e| DecodeError::BadAzureAvro {
+            schema_id: schema_id.to_string(),
+            reason: e.0,
+        })?;
+    Ok(Encoding::AvroAzure)
 }
 
 /// A JSON payload, checked, as one line: copied as it is when it has no line breaks,

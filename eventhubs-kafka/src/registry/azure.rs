@@ -163,8 +163,8 @@ impl AzureRegistry {
 
     /// The schema of `id`, fetched once. A failed lookup is not remembered.
     pub async fn schema(&self, id: &str) -> Result<Arc<CompiledSchema>, RegistryError> {
-        if let Some(s) = self.lock().get(id) {
-            return Ok(s.clone());
+        if let Some(s) = self.cached(id) {
+            return Ok(s);
         }
         if !is_schema_id(id) {
             return Err(RegistryError::new(
@@ -198,6 +198,11 @@ impl AzureRegistry {
         })?);
         self.lock().insert(id.to_string(), compiled.clone());
         Ok(compiled)
+    }
+
+    /// The schema of `id` if it was fetched already (no waiting, no network).
+    pub fn cached(&self, id: &str) -> Option<Arc<CompiledSchema>> {
+        self.lock().get(id).cloned()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<CompiledSchema>>> {

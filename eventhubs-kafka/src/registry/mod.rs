@@ -123,8 +123,8 @@ impl ConfluentDecoder {
     /// The writer schema of `id`. A failed lookup is not remembered: the registry may be
     /// back for the next event.
     pub async fn schema(&self, id: u32) -> Result<Arc<CompiledSchema>, RegistryError> {
-        if let Some(s) = self.lock().get(&id) {
-            return Ok(s.clone());
+        if let Some(s) = self.cached(id) {
+            return Ok(s);
         }
         let fetched = match self.registry.get_schema(id).await {
             Ok(s) => s,
@@ -142,6 +142,11 @@ impl ConfluentDecoder {
             );
         self.lock().insert(id, compiled.clone());
         Ok(compiled)
+    }
+
+    /// The schema of `id` if it was fetched already (no waiting, no network).
+    pub fn cached(&self, id: u32) -> Option<Arc<CompiledSchema>> {
+        self.lock().get(&id).cloned()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<CompiledSchema>>> {
