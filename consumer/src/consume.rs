@@ -231,10 +231,10 @@ fn consume(
     let (sink, waiting) = (handler.sink, handler.waiting);
     let mut counts = Counts::default();
     let mut buffers = Buffers::default();
-    // Time-driven work (commits, the database sink's interval, the idle check) is looked at
-    // every `tick_every`: when a poll comes back empty, and otherwise every CLOCK_EVERY
-    // events (no clock read per event). Polls wait at most POLL_WAIT, which bounds how long
-    // a signal waits to be noticed.
+    // Time-driven work (commits, the database sink's interval, the idle check) and signals
+    // are looked at when a poll comes back empty, and otherwise every CLOCK_EVERY events
+    // (no clock read per event); the work is done every `tick_every`. Polls wait at most
+    // POLL_WAIT, which bounds how long a signal waits to be noticed.
     const CLOCK_EVERY: u64 = 64;
     const POLL_WAIT: Duration = Duration::from_millis(100);
     let tick_every = options
@@ -247,15 +247,20 @@ fn consume(
         if options.max_events.is_some_and(|max| counts.consumed >= max) {
             break Stop::MaxEvents;
         }
-        if waiting.cancel.is_cancelled() {
-            break Stop::Signal;
-        }
-        let polled = consumer.poll(POLL_WAIT.min(tick_every));
+        // A poll that does not wait first: with a timeout librdkafka reads the clock at
+        // every call; the waiting poll only when nothing is queued.
+        let polled = consumer
+            .poll(Duration::ZERO)
+            .or_else(|| consumer.poll(POLL_WAIT.min(tick_every)));
         let check_clock = match &polled {
             None => true,
             Some(_) => counts.consumed % CLOCK_EVERY == 0,
         };
         if check_clock {
+            // (The token's check takes a lock: not per event either.)
+            if waiting.cancel.is_cancelled() {
+                break Stop::Signal;
+            }
             let now = Instant::now();
             if now >= next_tick {
                 next_tick = now + tick_every;

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::ValueEnum;
+use eventhubs_kafka::encoding::json_text::{integer, string as json_str};
 use rdkafka::message::{BorrowedMessage, Message};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -86,10 +87,6 @@ impl Output {
     }
 }
 
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    let _ = serde_json::to_writer(&mut *out, s);
-}
-
 /// Text if it is UTF-8, else `{"base64": ...}`, so binary keys and headers survive.
 fn json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     match std::str::from_utf8(bytes) {
@@ -109,20 +106,16 @@ pub(crate) fn start_line(
     message: &BorrowedMessage<'_>,
     headers: &crate::headers::HeaderList<'_>,
 ) {
-    use std::io::Write as _;
     out.clear();
     out.extend_from_slice(b"{\"topic\":");
     json_str(out, message.topic());
-    let _ = write!(
-        out,
-        ",\"partition\":{},\"offset\":{},\"timestamp\":",
-        message.partition(),
-        message.offset()
-    );
+    out.extend_from_slice(b",\"partition\":");
+    integer(out, message.partition());
+    out.extend_from_slice(b",\"offset\":");
+    integer(out, message.offset());
+    out.extend_from_slice(b",\"timestamp\":");
     match message.timestamp().to_millis() {
-        Some(ms) => {
-            let _ = write!(out, "{ms}");
-        }
+        Some(ms) => integer(out, ms),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"key\":");

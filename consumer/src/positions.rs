@@ -6,14 +6,16 @@
 //! loop has stored offsets of events still sitting in the output buffer (a kill then loses
 //! those events; the end-to-end SIGKILL test caught exactly that).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
+/// Per topic (a list: a consumer reads one topic or a few, and a string comparison is
+/// cheaper per event than hashing the name), per partition.
 #[derive(Default)]
 pub(crate) struct Positions {
-    inner: Mutex<HashMap<String, BTreeMap<i32, Entry>>>,
+    inner: Mutex<Vec<(String, BTreeMap<i32, Entry>)>>,
 }
 
 #[derive(Clone, Copy)]
@@ -23,7 +25,7 @@ struct Entry {
 }
 
 impl Positions {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, BTreeMap<i32, Entry>>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<(String, BTreeMap<i32, Entry>)>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -33,14 +35,12 @@ impl Positions {
             next: offset + 1,
             dirty: true,
         };
-        let mut map = self.lock();
-        match map.get_mut(topic) {
-            Some(partitions) => {
+        let mut topics = self.lock();
+        match topics.iter_mut().find(|(t, _)| t == topic) {
+            Some((_, partitions)) => {
                 partitions.insert(partition, entry);
             }
-            None => {
-                map.insert(topic.to_string(), BTreeMap::from([(partition, entry)]));
-            }
+            None => topics.push((topic.to_string(), BTreeMap::from([(partition, entry)]))),
         }
     }
 
@@ -48,8 +48,8 @@ impl Positions {
     pub(crate) fn snapshot_if_moved(&self) -> Option<TopicPartitionList> {
         let moved = self
             .lock()
-            .values()
-            .flat_map(|p| p.values())
+            .iter()
+            .flat_map(|(_, p)| p.values())
             .any(|e| e.dirty);
         if !moved {
             return None;
@@ -59,9 +59,9 @@ impl Positions {
 
     /// All positions (none: `None`), marked clean.
     pub(crate) fn snapshot_all(&self) -> Option<TopicPartitionList> {
-        let mut map = self.lock();
+        let mut topics = self.lock();
         let mut list = TopicPartitionList::new();
-        for (topic, partitions) in map.iter_mut() {
+        for (topic, partitions) in topics.iter_mut() {
             for (partition, entry) in partitions.iter_mut() {
                 entry.dirty = false;
                 let _ = list.add_partition_offset(topic, *partition, Offset::Offset(entry.next));
@@ -74,11 +74,10 @@ impl Positions {
     /// interval even when nothing new arrives (a snapshot marks positions clean before the
     /// broker has answered; without this an idle consumer would never retry).
     pub(crate) fn mark_uncommitted(&self, failed: &TopicPartitionList) {
-        let mut map = self.lock();
+        let mut topics = self.lock();
         for e in failed.elements() {
-            if let Some(entry) = map
-                .get_mut(e.topic())
-                .and_then(|p| p.get_mut(&e.partition()))
+            if let Some(entry) =
+                partitions_of(&mut topics, e.topic()).and_then(|p| p.get_mut(&e.partition()))
             {
                 entry.dirty = true;
             }
@@ -88,12 +87,11 @@ impl Positions {
     /// Positions of the given partitions (those about to be revoked), removed from here:
     /// once revoked, another consumer owns them and an older position must not be committed.
     pub(crate) fn take(&self, partitions: &TopicPartitionList) -> TopicPartitionList {
-        let mut map = self.lock();
+        let mut topics = self.lock();
         let mut list = TopicPartitionList::new();
         for e in partitions.elements() {
-            if let Some(entry) = map
-                .get_mut(e.topic())
-                .and_then(|p| p.remove(&e.partition()))
+            if let Some(entry) =
+                partitions_of(&mut topics, e.topic()).and_then(|p| p.remove(&e.partition()))
             {
                 let _ =
                     list.add_partition_offset(e.topic(), e.partition(), Offset::Offset(entry.next));
@@ -101,6 +99,16 @@ impl Positions {
         }
         list
     }
+}
+
+fn partitions_of<'a>(
+    topics: &'a mut [(String, BTreeMap<i32, Entry>)],
+    topic: &str,
+) -> Option<&'a mut BTreeMap<i32, Entry>> {
+    topics
+        .iter_mut()
+        .find(|(t, _)| t == topic)
+        .map(|(_, partitions)| partitions)
 }
 
 #[cfg(test)]

@@ -247,8 +247,14 @@ impl CompiledSchema {
                     if i > 0 {
                         out.push(b',');
                     }
-                    string(out, &field.name);
-                    out.push(b':');
+                    if self.plain_field_names {
+                        out.push(b'"');
+                        out.extend_from_slice(field.name.as_bytes());
+                        out.extend_from_slice(b"\":");
+                    } else {
+                        string(out, &field.name);
+                        out.push(b':');
+                    }
                     self.write_json(&field.schema, r, out, depth)?;
                 }
                 out.push(b'}');
@@ -292,27 +298,11 @@ impl CompiledSchema {
     }
 }
 
-fn number(out: &mut Vec<u8>, n: i64) {
-    let _ = write!(out, "{n}");
-}
-
-fn float(out: &mut Vec<u8>, f: f64) {
-    match serde_json::Number::from_f64(f) {
-        Some(n) => {
-            let _ = write!(out, "{n}");
-        }
-        None => out.extend_from_slice(b"null"),
-    }
-}
-
-fn string(out: &mut Vec<u8>, s: &str) {
-    // serde_json's escaping, written straight into the buffer.
-    let _ = serde_json::to_writer(&mut *out, s);
-}
+use super::json_text::{float, integer as number, string};
 
 fn time(out: &mut Vec<u8>, t: Option<DateTime<chrono::Utc>>, raw: i64, format: SecondsFormat) {
     match t {
-        Some(t) => string(out, &t.to_rfc3339_opts(format, true)),
+        Some(t) => super::json_text::time(out, &t, format),
         None => number(out, raw),
     }
 }

@@ -21,6 +21,9 @@ use serde_json::Value as Json;
 pub struct CompiledSchema {
     pub schema: Schema,
     names: HashMap<Name, Schema>,
+    /// Every record field name is letters, digits and underscores (as the Avro specification
+    /// requires and apache-avro's parser checks): written into JSON without escaping.
+    pub(crate) plain_field_names: bool,
 }
 
 impl CompiledSchema {
@@ -29,8 +32,21 @@ impl CompiledSchema {
             .get_names()
             .iter()
             .map(|(n, s)| (n.clone(), (*s).clone()))
-            .collect();
-        Ok(Self { schema, names })
+            .collect::<HashMap<_, _>>();
+        // Every record is named, so every record is among the names.
+        let plain_field_names = names.values().all(|s| match s {
+            Schema::Record(r) => r.fields.iter().all(|f| {
+                f.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            }),
+            _ => true,
+        });
+        Ok(Self {
+            schema,
+            names,
+            plain_field_names,
+        })
     }
 
     pub fn parse(text: &str) -> Result<Self, apache_avro::Error> {

@@ -15,6 +15,7 @@
 pub mod avro_json;
 pub mod avro_write;
 pub mod json_avro;
+pub mod json_text;
 pub mod single_object;
 
 use std::sync::Arc;
