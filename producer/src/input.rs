@@ -137,9 +137,6 @@ impl Source {
         cancel: &CancellationToken,
         idle: &mut dyn FnMut(),
     ) -> Option<Result<Item<'_>, ReadError>> {
-        if cancel.is_cancelled() {
-            return None;
-        }
         match self {
             Self::Generator {
                 generator,
@@ -152,12 +149,16 @@ impl Source {
                 if *remaining == 0 {
                     return None;
                 }
-                *remaining -= 1;
                 let index = *next_index;
-                *next_index += 1;
                 if index % CLOCK_EVERY == 1 {
+                    // (The token's check takes a lock: with the clock, not per event.)
+                    if cancel.is_cancelled() {
+                        return None;
+                    }
                     *now_ms = chrono_now_ms();
                 }
+                *remaining -= 1;
+                *next_index += 1;
                 let origin = Origin::Generated(index);
                 let Some(direct) = direct else {
                     let event = generator.next_event(*now_ms);
@@ -173,6 +174,9 @@ impl Source {
                 }))
             }
             Self::Lines { rx, budget } => loop {
+                if cancel.is_cancelled() {
+                    return None;
+                }
                 match rx.recv_timeout(Duration::from_millis(100)) {
                     Ok(Ok((n, Ok(line)))) => {
                         budget.give(line.len());

@@ -6,6 +6,7 @@
 //! the `null` and `deflate` codecs, any number of blocks, empty files. A truncated or corrupt
 //! file, or one with a foreign schema, is an error saying what is wrong; never a panic.
 
+mod fast;
 pub mod path;
 pub mod write;
 
@@ -71,7 +72,38 @@ pub fn read_capture(bytes: &[u8]) -> Result<CaptureFile, CaptureError> {
     let reader =
         apache_avro::Reader::new(bytes).map_err(|e| CaptureError::NotAvro(e.to_string()))?;
     check_schema(reader.writer_schema())?;
-    let codec = codec_of(bytes);
+    let header = Header::read(bytes);
+    let codec = header
+        .as_ref()
+        .map_or_else(|| "null".to_string(), Header::codec);
+    // Capture's own layouts decode straight from the bytes; anything else through
+    // apache-avro's values.
+    if let Some(events) = header
+        .as_ref()
+        .and_then(|h| fast::read_events(bytes, h, reader.writer_schema()))
+    {
+        return Ok(CaptureFile {
+            events: events?,
+            codec,
+        });
+    }
+    read_values(reader, codec)
+}
+
+/// [`read_capture`] through apache-avro's values for every file, whatever its layout: the
+/// reference the direct reader is checked against.
+pub fn read_capture_reference(bytes: &[u8]) -> Result<CaptureFile, CaptureError> {
+    let reader =
+        apache_avro::Reader::new(bytes).map_err(|e| CaptureError::NotAvro(e.to_string()))?;
+    check_schema(reader.writer_schema())?;
+    let codec = Header::read(bytes).map_or_else(|| "null".to_string(), |h| h.codec());
+    read_values(reader, codec)
+}
+
+fn read_values(
+    reader: apache_avro::Reader<'_, &[u8]>,
+    codec: String,
+) -> Result<CaptureFile, CaptureError> {
     let mut events = Vec::new();
     for (index, item) in reader.enumerate() {
         let value = item.map_err(|e| CaptureError::Damaged {
@@ -83,33 +115,43 @@ pub fn read_capture(bytes: &[u8]) -> Result<CaptureFile, CaptureError> {
     Ok(CaptureFile { events, codec })
 }
 
-/// The codec named in the container header (`avro.codec`; absent means `null`).
-fn codec_of(bytes: &[u8]) -> String {
-    header_metadata(bytes)
-        .and_then(|m| m.into_iter().find(|(k, _)| k == "avro.codec"))
-        .map_or_else(
-            || "null".into(),
-            |(_, v)| String::from_utf8_lossy(&v).into_owned(),
-        )
+/// An Avro container header: `Obj\x01`, the metadata map ((string key, bytes value) pairs
+/// in blocks ending with a zero count), the sync marker; the blocks follow.
+struct Header {
+    metadata: Vec<(String, Vec<u8>)>,
+    sync: [u8; 16],
+    /// Where the first block starts.
+    data_start: usize,
 }
 
-/// The metadata map of an Avro container header: `Obj\x01`, then blocks of
-/// (string key, bytes value) pairs ending with a zero count.
-fn header_metadata(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
-    let mut r = Reader::new(bytes.strip_prefix(b"Obj\x01")?);
-    let mut entries = Vec::new();
-    loop {
-        let count = r.long().ok()?;
-        if count == 0 {
-            return Some(entries);
-        }
-        if count < 0 {
-            r.long().ok()?; // the block's size in bytes
-        }
-        for _ in 0..count.unsigned_abs() {
-            let key = r.str().ok()?.to_string();
-            entries.push((key, r.bytes().ok()?.to_vec()));
-        }
+impl Header {
+    fn read(bytes: &[u8]) -> Option<Self> {
+        const MAGIC: &[u8] = b"Obj\x01";
+        let mut r = Reader::new(bytes.strip_prefix(MAGIC)?);
+        let mut metadata = Vec::new();
+        crate::encoding::avro_json::blocks(&mut r, |r| {
+            let key = r.str()?.to_string();
+            metadata.push((key, r.bytes()?.to_vec()));
+            Ok(())
+        })
+        .ok()?;
+        let sync = <[u8; 16]>::try_from(r.take(16).ok()?).ok()?;
+        Some(Self {
+            metadata,
+            sync,
+            data_start: bytes.len() - r.remaining(),
+        })
+    }
+
+    /// The codec named in the header (`avro.codec`; absent means `null`).
+    fn codec(&self) -> String {
+        self.metadata
+            .iter()
+            .find(|(k, _)| k == "avro.codec")
+            .map_or_else(
+                || "null".into(),
+                |(_, v)| String::from_utf8_lossy(v).into_owned(),
+            )
     }
 }
 
@@ -148,34 +190,30 @@ pub(crate) fn event_from(index: usize, value: Value) -> Result<CaptureEvent, Cap
     let Value::Record(fields) = value else {
         return Err(bad(index, None, "not a record"));
     };
-    let mut sequence_number = None;
-    let mut offset = None;
-    let mut enqueued_time_utc = None;
-    let mut system_properties = Map::new();
-    let mut properties = Map::new();
-    let mut body = None;
+    let mut raw = RawEvent::default();
     for (name, value) in fields {
         let value = unwrap_union(value);
+        let sequence_number = raw.sequence_number;
         match name.as_str() {
             "SequenceNumber" => match value {
-                Value::Long(n) => sequence_number = Some(n),
+                Value::Long(n) => raw.sequence_number = Some(n),
                 _ => return Err(bad(index, None, "SequenceNumber is not a long")),
             },
             "Offset" => {
-                offset = Some(
+                raw.offset = Some(
                     string(value)
                         .ok_or_else(|| bad(index, sequence_number, "Offset is not a string"))?,
                 )
             }
             "EnqueuedTimeUtc" => {
-                enqueued_time_utc = Some(string(value).ok_or_else(|| {
+                raw.enqueued_time_utc = Some(string(value).ok_or_else(|| {
                     bad(index, sequence_number, "EnqueuedTimeUtc is not a string")
                 })?)
             }
-            "SystemProperties" => system_properties = map(value),
-            "Properties" => properties = map(value),
+            "SystemProperties" => raw.system_properties = map(value),
+            "Properties" => raw.properties = map(value),
             "Body" => {
-                body = match value {
+                raw.body = match value {
                     Value::Bytes(b) => Some(b),
                     Value::Null => None,
                     _ => return Err(bad(index, sequence_number, "Body is not bytes")),
@@ -184,43 +222,70 @@ pub(crate) fn event_from(index: usize, value: Value) -> Result<CaptureEvent, Cap
             _ => {}
         }
     }
-    let sequence_number = sequence_number.ok_or_else(|| bad(index, None, "no SequenceNumber"))?;
-    let enqueued_time_utc = enqueued_time_utc.unwrap_or_default();
-    let enqueued_time = match system_properties.get("x-opt-enqueued-time") {
-        Some(Json::Number(ms)) => ms
-            .as_i64()
-            .and_then(DateTime::from_timestamp_millis)
-            .ok_or_else(|| {
+    raw.finish(index)
+}
+
+/// An event's fields as read from its record, by either reader.
+#[derive(Default)]
+struct RawEvent {
+    sequence_number: Option<i64>,
+    offset: Option<String>,
+    enqueued_time_utc: Option<String>,
+    system_properties: Map<String, Json>,
+    properties: Map<String, Json>,
+    body: Option<Vec<u8>>,
+}
+
+impl RawEvent {
+    /// The event, its enqueue time and partition key taken from its properties.
+    fn finish(self, index: usize) -> Result<CaptureEvent, CaptureError> {
+        let Self {
+            sequence_number,
+            offset,
+            enqueued_time_utc,
+            system_properties,
+            properties,
+            body,
+        } = self;
+        let sequence_number =
+            sequence_number.ok_or_else(|| bad(index, None, "no SequenceNumber"))?;
+        let enqueued_time_utc = enqueued_time_utc.unwrap_or_default();
+        let enqueued_time = match system_properties.get("x-opt-enqueued-time") {
+            Some(Json::Number(ms)) => ms
+                .as_i64()
+                .and_then(DateTime::from_timestamp_millis)
+                .ok_or_else(|| {
+                    bad(
+                        index,
+                        Some(sequence_number),
+                        "x-opt-enqueued-time is out of range",
+                    )
+                })?,
+            _ => parse_dotnet_utc(&enqueued_time_utc).ok_or_else(|| {
                 bad(
                     index,
                     Some(sequence_number),
-                    "x-opt-enqueued-time is out of range",
+                    &format!(
+                        "EnqueuedTimeUtc `{enqueued_time_utc}` is not in M/d/yyyy h:mm:ss tt form"
+                    ),
                 )
             })?,
-        _ => parse_dotnet_utc(&enqueued_time_utc).ok_or_else(|| {
-            bad(
-                index,
-                Some(sequence_number),
-                &format!(
-                    "EnqueuedTimeUtc `{enqueued_time_utc}` is not in M/d/yyyy h:mm:ss tt form"
-                ),
-            )
-        })?,
-    };
-    let partition_key = match system_properties.get("x-opt-partition-key") {
-        Some(Json::String(s)) => Some(s.clone()),
-        _ => None,
-    };
-    Ok(CaptureEvent {
-        sequence_number,
-        offset: offset.unwrap_or_default(),
-        enqueued_time,
-        enqueued_time_utc,
-        partition_key,
-        system_properties,
-        properties,
-        body,
-    })
+        };
+        let partition_key = match system_properties.get("x-opt-partition-key") {
+            Some(Json::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        Ok(CaptureEvent {
+            sequence_number,
+            offset: offset.unwrap_or_default(),
+            enqueued_time,
+            enqueued_time_utc,
+            partition_key,
+            system_properties,
+            properties,
+            body,
+        })
+    }
 }
 
 fn bad(index: usize, sequence_number: Option<i64>, reason: &str) -> CaptureError {

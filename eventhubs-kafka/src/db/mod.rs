@@ -360,10 +360,9 @@ fn is_postgres(url: &str) -> bool {
 /// refuses NUL in strings; such bodies keep only their bytes, in both databases alike).
 /// `None` means "bytes only".
 pub fn body_json_text(json: Vec<u8>) -> Option<String> {
-    if json.windows(6).any(|w| w == b"\\u0000") {
-        return None;
-    }
-    String::from_utf8(json).ok()
+    String::from_utf8(json)
+        .ok()
+        .filter(|text| !text.contains("\\u0000"))
 }
 
 /// `status` of a file from its event count.

@@ -1,6 +1,8 @@
-//! PostgreSQL backend (production). Events are loaded with binary `COPY` into a temporary
-//! staging table, then moved with one `INSERT … SELECT … ON CONFLICT DO NOTHING`, whose row
-//! count says how many were new: COPY speed, with duplicates counted and never written.
+//! PostgreSQL backend (production). Events are loaded with binary `COPY` straight into
+//! `capture_events` (under a savepoint); when some of them are there already (the COPY fails
+//! on the key), they go through a temporary staging table and one `INSERT … SELECT … ON
+//! CONFLICT DO NOTHING` instead, whose row count says how many were new: COPY speed, with
+//! duplicates counted and never written.
 //! TLS through OpenSSL, as `sslmode` in the URL asks (Azure requires it).
 
 use anyhow::Context;
@@ -17,7 +19,7 @@ use super::{ExpectedMissing, FileRange};
 
 /// Columns in COPY order, and their types.
 const COLUMNS: &str = "namespace, event_hub, partition_id, sequence_number, \"offset\", enqueued_time, partition_key, system_properties, properties, body, body_json";
-const TYPES: [Type; 11] = [
+const STAGE_TYPES: [Type; 11] = [
     Type::TEXT,
     Type::TEXT,
     Type::TEXT,
@@ -130,6 +132,16 @@ fn insert_events(
     source: &str,
     from_file: bool,
 ) -> anyhow::Result<u64> {
+    // Nearly every load is of events not in the table yet: COPY them straight in, as
+    // `\copy` would, under a savepoint. A key already taken fails that COPY (and any other
+    // refusal too): the savepoint takes it back, and the staged path below sorts new rows
+    // from duplicates and conflicts and gives the refusals their usual wording.
+    let mut direct = tx.savepoint("direct_copy")?;
+    if copy_direct(&mut direct, events, source).is_ok() {
+        direct.commit()?;
+        return Ok(events.len() as u64);
+    }
+    direct.rollback()?;
     tx.batch_execute(
         "CREATE TEMP TABLE IF NOT EXISTS capture_events_stage (
                 namespace TEXT, event_hub TEXT, partition_id TEXT, sequence_number BIGINT,
@@ -140,7 +152,7 @@ fn insert_events(
     let sink = tx.copy_in(&format!(
         "COPY capture_events_stage ({COLUMNS}) FROM STDIN (FORMAT binary)"
     ))?;
-    let mut writer = BinaryCopyInWriter::new(sink, &TYPES);
+    let mut writer = BinaryCopyInWriter::new(sink, &STAGE_TYPES);
     for e in events {
         let body_json = e.body_json.as_deref().filter(|j| jsonb_accepts(j));
         let row: [&(dyn ToSql + Sync); 11] = [
@@ -193,6 +205,82 @@ fn insert_events(
         }
     }
     Ok(inserted)
+}
+
+/// Columns and types of the direct COPY into `capture_events`.
+const DIRECT_COLUMNS: &str = "namespace, event_hub, partition_id, sequence_number, \"offset\", enqueued_time, partition_key, system_properties, properties, body, body_json, source_file";
+const DIRECT_TYPES: [Type; 12] = [
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::JSONB,
+    Type::JSONB,
+    Type::BYTEA,
+    Type::JSONB,
+    Type::TEXT,
+];
+
+/// COPY `events` straight into `capture_events`: fails as a whole on any key already taken.
+fn copy_direct(
+    tx: &mut Transaction<'_>,
+    events: &[EventRow],
+    source: &str,
+) -> Result<(), postgres::Error> {
+    let sink = tx.copy_in(&format!(
+        "COPY capture_events ({DIRECT_COLUMNS}) FROM STDIN (FORMAT binary)"
+    ))?;
+    let mut writer = BinaryCopyInWriter::new(sink, &DIRECT_TYPES);
+    for e in events {
+        let body_json = e
+            .body_json
+            .as_deref()
+            .filter(|j| jsonb_accepts(j))
+            .map(JsonbText);
+        let row: [&(dyn ToSql + Sync); 12] = [
+            &e.namespace,
+            &e.event_hub,
+            &e.partition_id,
+            &e.sequence_number,
+            &e.offset,
+            &e.enqueued_time,
+            &e.partition_key,
+            &JsonbText(&e.system_properties),
+            &JsonbText(&e.properties),
+            &e.body,
+            &body_json,
+            &source,
+        ];
+        writer.write(&row)?;
+    }
+    writer.finish()?;
+    Ok(())
+}
+
+/// JSON text sent as a `jsonb` value in binary form: the format version (1), then the text,
+/// which the server parses as it would `text::jsonb`.
+#[derive(Debug)]
+struct JsonbText<'a>(&'a str);
+
+impl ToSql for JsonbText<'_> {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&[1]);
+        out.extend_from_slice(self.0.as_bytes());
+        Ok(postgres::types::IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB
+    }
+
+    postgres::types::to_sql_checked!();
 }
 
 /// Whether PostgreSQL's jsonb takes `json`, a JSON text the decoder produced: jsonb refuses

@@ -27,6 +27,10 @@ impl SqliteStore {
         // WAL: readers (status, reports) never block a load; a crash leaves no half file.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // A page cache of 16 MiB (SQLite's default is 2 MiB): the B-tree pages a load keeps
+        // coming back to stay cached instead of being read back from the WAL and the file
+        // (1,000,000 events: 8.3-9.6 s -> 7.1-7.5 s, a third less kernel time, +18 MiB).
+        conn.pragma_update(None, "cache_size", -16384)?;
         let mut store = Self { conn };
         store.migrate()?;
         Ok(store)

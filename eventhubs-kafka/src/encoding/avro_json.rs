@@ -39,7 +39,12 @@ impl<'a> Reader<'a> {
         Self { bytes, pos: 0 }
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ReadError> {
+    /// Bytes not read yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], ReadError> {
         let end = self
             .pos
             .checked_add(n)
@@ -67,6 +72,12 @@ impl<'a> Reader<'a> {
             "a number longer than 10 bytes at byte {}",
             self.pos
         )))
+    }
+
+    pub(crate) fn double(&mut self) -> Result<f64, ReadError> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(f64::from_le_bytes(a))
     }
 
     fn len(&mut self) -> Result<usize, ReadError> {
@@ -130,12 +141,7 @@ impl CompiledSchema {
                 let b = r.take(4)?;
                 float(out, f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
             }
-            Schema::Double => {
-                let b = r.take(8)?;
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                float(out, f64::from_le_bytes(a));
-            }
+            Schema::Double => float(out, r.double()?),
             Schema::String | Schema::Uuid(apache_avro::schema::UuidSchema::String) => {
                 string(out, r.str()?)
             }
@@ -218,7 +224,7 @@ impl CompiledSchema {
             Schema::Array(a) => {
                 out.push(b'[');
                 let mut first = true;
-                self.blocks(r, |r| {
+                blocks(r, |r| {
                     if !first {
                         out.push(b',');
                     }
@@ -230,7 +236,7 @@ impl CompiledSchema {
             Schema::Map(m) => {
                 out.push(b'{');
                 let mut first = true;
-                self.blocks(r, |r| {
+                blocks(r, |r| {
                     if !first {
                         out.push(b',');
                     }
@@ -268,32 +274,32 @@ impl CompiledSchema {
         }
         Ok(())
     }
+}
 
-    /// Array and map blocks: a count, negative when a byte size follows, until a zero count.
-    fn blocks(
-        &self,
-        r: &mut Reader<'_>,
-        mut item: impl FnMut(&mut Reader<'_>) -> Result<(), ReadError>,
-    ) -> Result<(), ReadError> {
-        loop {
-            let count = r.long()?;
-            if count == 0 {
-                return Ok(());
-            }
-            // Items of zero bytes (nulls) would let a few bytes declare 2^63 of them.
-            let remaining = (r.bytes.len() - r.pos) as u64;
-            if count.unsigned_abs() > remaining.saturating_add(MAX_EMPTY_ITEMS) {
-                return Err(err(format!(
-                    "a block of {} items in {remaining} bytes",
-                    count.unsigned_abs()
-                )));
-            }
-            if count < 0 {
-                r.long()?; // block size in bytes, not needed when reading every item
-            }
-            for _ in 0..count.unsigned_abs() {
-                item(r)?;
-            }
+/// Array and map blocks: a count, negative when a byte size follows, until a zero count.
+/// Counts that cannot fit in the bytes left are refused before any item is read.
+pub(crate) fn blocks(
+    r: &mut Reader<'_>,
+    mut item: impl FnMut(&mut Reader<'_>) -> Result<(), ReadError>,
+) -> Result<(), ReadError> {
+    loop {
+        let count = r.long()?;
+        if count == 0 {
+            return Ok(());
+        }
+        // Items of zero bytes (nulls) would let a few bytes declare 2^63 of them.
+        let remaining = r.remaining() as u64;
+        if count.unsigned_abs() > remaining.saturating_add(MAX_EMPTY_ITEMS) {
+            return Err(err(format!(
+                "a block of {} items in {remaining} bytes",
+                count.unsigned_abs()
+            )));
+        }
+        if count < 0 {
+            r.long()?; // block size in bytes, not needed when reading every item
+        }
+        for _ in 0..count.unsigned_abs() {
+            item(r)?;
         }
     }
 }

@@ -44,21 +44,45 @@ pub fn canonical_form(schema: &Schema) -> String {
 /// CRC-64-AVRO (the Rabin fingerprint of the Avro specification).
 pub fn crc64_avro(data: &[u8]) -> u64 {
     const EMPTY: u64 = 0xc15d_213a_a4d7_a795;
-    static TABLE: std::sync::OnceLock<[u64; 256]> = std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        let mut table = [0u64; 256];
-        for (i, slot) in table.iter_mut().enumerate() {
+    // Slicing by 8: tables[0] is the byte-wise table, tables[k] advances a byte's effect by
+    // k more bytes, so eight bytes are folded in per step (the same value as byte by byte,
+    // several times faster on whole Capture files).
+    static TABLES: std::sync::OnceLock<[[u64; 256]; 8]> = std::sync::OnceLock::new();
+    let tables = TABLES.get_or_init(|| {
+        let mut tables = [[0u64; 256]; 8];
+        for (i, slot) in tables[0].iter_mut().enumerate() {
             let mut fp = i as u64;
             for _ in 0..8 {
                 fp = (fp >> 1) ^ (EMPTY & 0u64.wrapping_sub(fp & 1));
             }
             *slot = fp;
         }
-        table
+        for k in 1..8 {
+            for i in 0..256 {
+                let previous = tables[k - 1][i];
+                tables[k][i] = (previous >> 8) ^ tables[0][(previous & 0xff) as usize];
+            }
+        }
+        tables
     });
-    data.iter().fold(EMPTY, |fp, &b| {
-        (fp >> 8) ^ table[((fp ^ u64::from(b)) & 0xff) as usize]
-    })
+    let byte = |fp: u64, b: u8| (fp >> 8) ^ tables[0][((fp ^ u64::from(b)) & 0xff) as usize];
+    let mut chunks = data.chunks_exact(8);
+    let mut fp = EMPTY;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = fp ^ u64::from_le_bytes(word);
+        let at = |shift: u32| ((x >> shift) & 0xff) as usize;
+        fp = tables[7][at(0)]
+            ^ tables[6][at(8)]
+            ^ tables[5][at(16)]
+            ^ tables[4][at(24)]
+            ^ tables[3][at(32)]
+            ^ tables[2][at(40)]
+            ^ tables[1][at(48)]
+            ^ tables[0][at(56)];
+    }
+    chunks.remainder().iter().fold(fp, |fp, &b| byte(fp, b))
 }
 
 pub fn header(fingerprint: u64) -> [u8; HEADER_LEN] {
@@ -121,6 +145,25 @@ impl SchemaSet {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn crc64_by_eight_bytes_equals_byte_by_byte() {
+        const EMPTY: u64 = 0xc15d_213a_a4d7_a795;
+        let bytewise = |data: &[u8]| {
+            data.iter().fold(EMPTY, |mut fp, &b| {
+                fp ^= u64::from(b);
+                for _ in 0..8 {
+                    fp = (fp >> 1) ^ (EMPTY & 0u64.wrapping_sub(fp & 1));
+                }
+                fp
+            })
+        };
+        let mut rng = fastrand::Rng::with_seed(3);
+        for len in (0..40).chain([255, 256, 1000, 4097]) {
+            let data: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+            assert_eq!(super::crc64_avro(&data), bytewise(&data), "length {len}");
+        }
+    }
+
     use super::*;
 
     fn hex(bytes: &[u8]) -> String {
