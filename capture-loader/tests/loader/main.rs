@@ -4,6 +4,7 @@ mod common;
 
 mod blob;
 mod claims;
+mod conflicts;
 mod load;
 mod postgres_connect;
 mod report;

@@ -8,12 +8,11 @@
 use std::borrow::Cow;
 
 use apache_avro::Schema;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value as Json};
 
 use super::{CaptureError, CaptureEvent, Header};
 use crate::encoding::avro_json::{ReadError, Reader, blocks};
+use crate::encoding::json_text;
 
 /// A block may inflate to this much at most (a Capture block holds a few MB).
 const MAX_INFLATED_BLOCK: usize = 1 << 30;
@@ -224,20 +223,11 @@ fn property(r: &mut Reader<'_>, branches: &[Branch]) -> Result<Json, ReadError> 
         Branch::Long => Json::from(r.long()?),
         Branch::Float => {
             let b = r.take(4)?;
-            let f = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            serde_json::Number::from_f64(f64::from(f)).map_or(Json::Null, Json::Number)
+            json_text::float_value(f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
         }
-        Branch::Double => {
-            serde_json::Number::from_f64(r.double()?).map_or(Json::Null, Json::Number)
-        }
+        Branch::Double => json_text::float_value(r.double()?),
         Branch::String => Json::String(r.str()?.to_string()),
-        Branch::Bytes => {
-            let b = r.bytes()?;
-            match std::str::from_utf8(b) {
-                Ok(s) => Json::String(s.to_string()),
-                Err(_) => serde_json::json!({ "base64": BASE64.encode(b) }),
-            }
-        }
+        Branch::Bytes => json_text::text_or_base64(r.bytes()?),
     })
 }
 

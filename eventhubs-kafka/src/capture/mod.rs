@@ -12,12 +12,11 @@ pub mod write;
 
 use apache_avro::Schema;
 use apache_avro::types::Value;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value as Json};
 
 use crate::encoding::avro_json::Reader;
+use crate::encoding::json_text;
 
 /// The record Capture writes.
 pub const RECORD_NAME: &str = "Microsoft.ServiceBus.Messaging.EventData";
@@ -328,16 +327,11 @@ fn property_json(value: Value) -> Json {
         Value::Null => Json::Null,
         Value::Long(n) => Json::from(n),
         Value::Int(n) => Json::from(n),
-        Value::Double(f) => serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number),
-        Value::Float(f) => {
-            serde_json::Number::from_f64(f64::from(f)).map_or(Json::Null, Json::Number)
-        }
+        Value::Double(f) => json_text::float_value(f),
+        Value::Float(f) => json_text::float_value(f64::from(f)),
         Value::String(s) => Json::String(s),
         Value::Boolean(b) => Json::Bool(b),
-        Value::Bytes(b) => match String::from_utf8(b) {
-            Ok(s) => Json::String(s),
-            Err(e) => serde_json::json!({ "base64": BASE64.encode(e.into_bytes()) }),
-        },
+        Value::Bytes(b) => json_text::text_or_base64(&b),
         other => crate::encoding::avro_to_json(&other),
     }
 }

@@ -117,20 +117,45 @@ impl Environment<'_> {
 
 /// Parse `url` (postgres:// or postgresql://) and fill what it leaves out as libpq would.
 pub fn resolve(url: &str, env: &Environment<'_>) -> Result<Target, String> {
+    let (rest, ssl) = split_ssl_parameters(url)?;
+    // tokio-postgres' own errors never echo the URL.
+    let mut config: Config = rest
+        .parse()
+        .map_err(|e| format!("the PostgreSQL URL is not valid: {e}"))?;
+    let url_has_password = config.get_password().is_some();
+    fill_from_environment(&mut config, env)?;
+    let tls = tls_settings(ssl, env)?;
+    Ok(Target {
+        config,
+        sslmode: tls.sslmode,
+        root_cert: tls.root_cert,
+        client_cert: tls.client_cert,
+        url_has_password,
+    })
+}
+
+/// The URL's `ssl*` parameters (libpq's, which tokio-postgres does not know), as given.
+#[derive(Default)]
+struct SslParameters {
+    sslmode: Option<SslMode>,
+    rootcert: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+}
+
+/// The URL without its `ssl*` parameters, and those parameters.
+fn split_ssl_parameters(url: &str) -> Result<(String, SslParameters), String> {
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let mut kept = Vec::new();
-    let mut sslmode = None;
-    let mut rootcert = None;
-    let mut cert = None;
-    let mut key = None;
+    let mut ssl = SslParameters::default();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let value = || String::from_utf8_lossy(&crate::percent::decode_lenient(v)).into_owned();
         match k {
-            "sslmode" => sslmode = Some(SslMode::parse(&value())?),
-            "sslrootcert" => rootcert = Some(value()),
-            "sslcert" => cert = Some(value()),
-            "sslkey" => key = Some(value()),
+            "sslmode" => ssl.sslmode = Some(SslMode::parse(&value())?),
+            "sslrootcert" => ssl.rootcert = Some(value()),
+            "sslcert" => ssl.cert = Some(value()),
+            "sslkey" => ssl.key = Some(value()),
             _ => kept.push(pair),
         }
     }
@@ -139,12 +164,12 @@ pub fn resolve(url: &str, env: &Environment<'_>) -> Result<Target, String> {
     } else {
         format!("{base}?{}", kept.join("&"))
     };
-    // tokio-postgres' own errors never echo the URL.
-    let mut config: Config = rest
-        .parse()
-        .map_err(|e| format!("the PostgreSQL URL is not valid: {e}"))?;
+    Ok((rest, ssl))
+}
 
-    let url_has_password = config.get_password().is_some();
+/// What the URL leaves out, from PG* variables and libpq's defaults: hosts, port, user,
+/// database, and the password (PGPASSWORD, else the password file).
+fn fill_from_environment(config: &mut Config, env: &Environment<'_>) -> Result<(), String> {
     let var = env.var;
     if config.get_hosts().is_empty() {
         match var("PGHOST") {
@@ -190,22 +215,37 @@ pub fn resolve(url: &str, env: &Environment<'_>) -> Result<Target, String> {
     if config.get_password().is_none() {
         if let Some(password) = var("PGPASSWORD") {
             config.password(password);
-        } else if let Some(password) = pgpass_password(&config, env) {
+        } else if let Some(password) = pgpass_password(config, env) {
             config.password(password);
         }
     }
+    Ok(())
+}
 
-    let sslmode = match sslmode {
+/// How a connection's TLS is set up.
+struct TlsSettings {
+    sslmode: SslMode,
+    root_cert: RootCert,
+    client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+/// sslmode, the root certificate and the client certificate: the URL's parameters, else
+/// PGSSL* variables, else libpq's defaults (`~/.postgresql/root.crt`, `postgresql.crt`).
+fn tls_settings(ssl: SslParameters, env: &Environment<'_>) -> Result<TlsSettings, String> {
+    let var = env.var;
+    let sslmode = match ssl.sslmode {
         Some(m) => m,
         None => match var("PGSSLMODE") {
             Some(m) => SslMode::parse(&m)?,
-            None if rootcert.as_deref().or(var("PGSSLROOTCERT").as_deref()) == Some("system") => {
+            None if ssl.rootcert.as_deref().or(var("PGSSLROOTCERT").as_deref())
+                == Some("system") =>
+            {
                 SslMode::VerifyFull
             }
             None => SslMode::Prefer,
         },
     };
-    let root_cert = match rootcert.or_else(|| var("PGSSLROOTCERT")) {
+    let root_cert = match ssl.rootcert.or_else(|| var("PGSSLROOTCERT")) {
         Some(s) if s == "system" => RootCert::System,
         Some(path) => RootCert::File(PathBuf::from(path)),
         None => env
@@ -218,11 +258,13 @@ pub fn resolve(url: &str, env: &Environment<'_>) -> Result<Target, String> {
             mode_name(sslmode)
         ));
     }
-    let cert = cert
+    let cert = ssl
+        .cert
         .or_else(|| var("PGSSLCERT"))
         .map(PathBuf::from)
         .or_else(|| env.postgresql_file("postgresql.crt"));
-    let key = key
+    let key = ssl
+        .key
         .or_else(|| var("PGSSLKEY"))
         .map(PathBuf::from)
         .or_else(|| env.postgresql_file("postgresql.key"));
@@ -231,12 +273,10 @@ pub fn resolve(url: &str, env: &Environment<'_>) -> Result<Target, String> {
         (Some(c), Some(k)) if c.exists() => Some((c, k)),
         _ => None,
     };
-    Ok(Target {
-        config,
+    Ok(TlsSettings {
         sslmode,
         root_cert,
         client_cert,
-        url_has_password,
     })
 }
 

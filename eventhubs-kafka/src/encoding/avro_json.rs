@@ -10,7 +10,6 @@ use std::io::Write;
 use apache_avro::Schema;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use chrono::{DateTime, NaiveDate, SecondsFormat};
 
 use super::json_avro::CompiledSchema;
 
@@ -171,40 +170,14 @@ impl CompiledSchema {
             }
             Schema::Date => {
                 let days = r.long()?;
-                match NaiveDate::from_ymd_opt(1970, 1, 1)
-                    .and_then(|d| d.checked_add_signed(chrono::TimeDelta::try_days(days)?))
-                {
-                    Some(d) => string(out, &d.format("%Y-%m-%d").to_string()),
+                match json_text::date(days) {
+                    Some(d) => string(out, &d),
                     None => number(out, days),
                 }
             }
-            Schema::TimestampMillis => {
-                let v = r.long()?;
-                time(
-                    out,
-                    DateTime::from_timestamp_millis(v),
-                    v,
-                    SecondsFormat::Millis,
-                );
-            }
-            Schema::TimestampMicros => {
-                let v = r.long()?;
-                time(
-                    out,
-                    DateTime::from_timestamp_micros(v),
-                    v,
-                    SecondsFormat::Micros,
-                );
-            }
-            Schema::TimestampNanos => {
-                let v = r.long()?;
-                time(
-                    out,
-                    Some(DateTime::from_timestamp_nanos(v)),
-                    v,
-                    SecondsFormat::Nanos,
-                );
-            }
+            Schema::TimestampMillis => json_text::timestamp(out, r.long()?, TimeUnit::Millis),
+            Schema::TimestampMicros => json_text::timestamp(out, r.long()?, TimeUnit::Micros),
+            Schema::TimestampNanos => json_text::timestamp(out, r.long()?, TimeUnit::Nanos),
             Schema::Enum(e) => {
                 let i = r.long()?;
                 let symbol = usize::try_from(i)
@@ -304,14 +277,7 @@ pub(crate) fn blocks(
     }
 }
 
-use super::json_text::{float, integer as number, string};
-
-fn time(out: &mut Vec<u8>, t: Option<DateTime<chrono::Utc>>, raw: i64, format: SecondsFormat) {
-    match t {
-        Some(t) => super::json_text::time(out, &t, format),
-        None => number(out, raw),
-    }
-}
+use super::json_text::{self, TimeUnit, float, integer as number, string};
 
 #[cfg(test)]
 mod tests {

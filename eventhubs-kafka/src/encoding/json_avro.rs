@@ -13,8 +13,10 @@ use apache_avro::schema::{Name, ResolvedSchema};
 use apache_avro::types::Value;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate};
 use serde_json::Value as Json;
+
+use super::json_text::{self, TimeUnit};
 
 /// A parsed schema with its named types, ready for conversions.
 #[derive(Debug, Clone)]
@@ -371,33 +373,20 @@ pub fn avro_to_json(value: &Value) -> Json {
         Value::Null => Json::Null,
         Value::Boolean(b) => Json::Bool(*b),
         Value::Int(n) => Json::from(*n),
-        Value::Date(days) => NaiveDate::from_ymd_opt(1970, 1, 1)
-            .and_then(|d| d.checked_add_signed(chrono::Duration::days(i64::from(*days))))
-            .map(|d| Json::String(d.format("%Y-%m-%d").to_string()))
-            .unwrap_or(Json::from(*days)),
+        Value::Date(days) => {
+            json_text::date(i64::from(*days)).map_or(Json::from(*days), Json::String)
+        }
         Value::TimeMillis(n) => Json::from(*n),
         Value::Long(n)
         | Value::TimeMicros(n)
         | Value::LocalTimestampMillis(n)
         | Value::LocalTimestampMicros(n)
         | Value::LocalTimestampNanos(n) => Json::from(*n),
-        Value::TimestampMillis(ms) => rfc3339(
-            DateTime::from_timestamp_millis(*ms),
-            *ms,
-            SecondsFormat::Millis,
-        ),
-        Value::TimestampMicros(us) => rfc3339(
-            DateTime::from_timestamp_micros(*us),
-            *us,
-            SecondsFormat::Micros,
-        ),
-        Value::TimestampNanos(ns) => rfc3339(
-            Some(DateTime::from_timestamp_nanos(*ns)),
-            *ns,
-            SecondsFormat::Nanos,
-        ),
-        Value::Float(f) => float(f64::from(*f)),
-        Value::Double(f) => float(*f),
+        Value::TimestampMillis(ms) => json_text::timestamp_value(*ms, TimeUnit::Millis),
+        Value::TimestampMicros(us) => json_text::timestamp_value(*us, TimeUnit::Micros),
+        Value::TimestampNanos(ns) => json_text::timestamp_value(*ns, TimeUnit::Nanos),
+        Value::Float(f) => json_text::float_value(f64::from(*f)),
+        Value::Double(f) => json_text::float_value(*f),
         Value::Bytes(b) | Value::Fixed(_, b) => Json::String(BASE64.encode(b)),
         Value::String(s) | Value::Enum(_, s) => Json::String(s.clone()),
         Value::Uuid(u) => Json::String(u.to_string()),
@@ -429,17 +418,6 @@ pub fn avro_to_json(value: &Value) -> Json {
             "millis": u32::from(d.millis()),
         }),
     }
-}
-
-fn rfc3339(t: Option<DateTime<Utc>>, raw: i64, format: SecondsFormat) -> Json {
-    match t {
-        Some(t) => Json::String(t.to_rfc3339_opts(format, true)),
-        None => Json::from(raw),
-    }
-}
-
-fn float(f: f64) -> Json {
-    serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number)
 }
 
 #[cfg(test)]

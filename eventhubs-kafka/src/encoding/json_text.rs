@@ -1,8 +1,13 @@
-//! JSON text written straight into a byte buffer: strings escaped as serde_json escapes them,
-//! integers and floats without the formatting machinery, times as RFC 3339. One place for
-//! the consumer's lines and the Avro → JSON decoder, both on the hot path.
+//! How values look in JSON, in one place: strings escaped as serde_json escapes them,
+//! integers and floats without the formatting machinery, Avro's timestamps as RFC 3339 and
+//! dates as `YYYY-MM-DD`, bytes as text or base64. Written straight into a byte buffer for
+//! the hot paths (the consumer's lines, the Avro → JSON text decoder), or as `serde_json`
+//! values for the renderers of decoded values (Avro value trees, Capture's properties).
 
-use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Timelike, Utc};
+use serde_json::Value as Json;
 
 /// `s` as a JSON string: `"` and `\` escaped, control characters as `\n`, `\t`, ... or
 /// `\u00XX`, everything else as it is (the same bytes as `serde_json::to_writer`).
@@ -88,6 +93,71 @@ pub fn time(out: &mut Vec<u8>, t: &DateTime<Utc>, format: SecondsFormat) {
     out.extend_from_slice(b"Z\"");
 }
 
+/// The unit of Avro's `timestamp-millis`, `-micros` and `-nanos`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeUnit {
+    Millis,
+    Micros,
+    Nanos,
+}
+
+impl TimeUnit {
+    /// The instant `raw` units after the epoch, if chrono can hold it.
+    pub fn instant(self, raw: i64) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Millis => DateTime::from_timestamp_millis(raw),
+            Self::Micros => DateTime::from_timestamp_micros(raw),
+            Self::Nanos => Some(DateTime::from_timestamp_nanos(raw)),
+        }
+    }
+
+    /// The fractional digits its text shows.
+    pub fn format(self) -> SecondsFormat {
+        match self {
+            Self::Millis => SecondsFormat::Millis,
+            Self::Micros => SecondsFormat::Micros,
+            Self::Nanos => SecondsFormat::Nanos,
+        }
+    }
+}
+
+/// A timestamp as an RFC 3339 string, or its number when no date can hold it.
+pub fn timestamp(out: &mut Vec<u8>, raw: i64, unit: TimeUnit) {
+    match unit.instant(raw) {
+        Some(t) => time(out, &t, unit.format()),
+        None => integer(out, raw),
+    }
+}
+
+/// [`timestamp`] as a JSON value.
+pub fn timestamp_value(raw: i64, unit: TimeUnit) -> Json {
+    match unit.instant(raw) {
+        Some(t) => Json::String(t.to_rfc3339_opts(unit.format(), true)),
+        None => Json::from(raw),
+    }
+}
+
+/// Avro's `date` (days since the epoch) as `YYYY-MM-DD`, if a date can hold it.
+pub fn date(days: i64) -> Option<String> {
+    NaiveDate::from_ymd_opt(1970, 1, 1)
+        .and_then(|d| d.checked_add_signed(chrono::TimeDelta::try_days(days)?))
+        .map(|d| d.format("%Y-%m-%d").to_string())
+}
+
+/// [`float`] as a JSON value.
+pub fn float_value(f: f64) -> Json {
+    serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number)
+}
+
+/// Bytes that are a property's value (Kafka headers arrive as bytes): text when they are
+/// UTF-8, else `{"base64": …}`.
+pub fn text_or_base64(bytes: &[u8]) -> Json {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Json::String(s.to_string()),
+        Err(_) => serde_json::json!({ "base64": BASE64.encode(bytes) }),
+    }
+}
+
 /// `n` in decimal, zero-padded to `width` digits (`n` has at most that many).
 fn padded(out: &mut Vec<u8>, n: u32, width: usize) {
     let mut buffer = itoa::Buffer::new();
@@ -157,6 +227,16 @@ mod tests {
                 let t = DateTime::from_timestamp_millis(ms).unwrap();
                 let expected = serde_json::to_string(&t.to_rfc3339_opts(format, true)).unwrap();
                 assert_eq!(text(|o| time(o, &t, format)), expected, "{ms} {format:?}");
+            }
+        }
+        for unit in [TimeUnit::Millis, TimeUnit::Micros, TimeUnit::Nanos] {
+            for raw in [0, -1, 1_795_000_000_123, i64::MAX, i64::MIN] {
+                let value = timestamp_value(raw, unit);
+                assert_eq!(
+                    text(|o| timestamp(o, raw, unit)),
+                    serde_json::to_string(&value).unwrap(),
+                    "{raw} {unit:?}"
+                );
             }
         }
         let nanos = DateTime::from_timestamp_nanos(1_795_000_000_123_456_789);

@@ -371,6 +371,19 @@ pub fn is_sensitive_key(key: &str) -> bool {
 
 /// Defaults measured to serve the tools better than librdkafka's own, whatever the broker.
 fn recommend_for_any_broker(p: &mut Properties, kind: &ClientKind) {
+    if let ClientKind::Producer = kind {
+        // Events waiting for the broker are memory: librdkafka holds up to 100,000 (about
+        // 33 MiB of telemetry with its per-event bookkeeping), reached whenever the broker
+        // is slower than the input (a cold broker, a remote namespace). 50,000 is still
+        // 100 ms of the producer's fastest pace here, and librdkafka waits (backpressure)
+        // rather than failing when they are all in flight.
+        p.set(
+            Origin::Recommended,
+            "queue.buffering.max.messages",
+            "50000",
+            "bounds the memory of events in flight (librdkafka: 100,000)",
+        );
+    }
     if let ClientKind::Consumer { .. } = kind {
         // librdkafka 2.12 stops fetching a partition for fetch.queue.backoff.ms (1000 ms)
         // whenever its prefetch queue is over queued.min.messages: against a broker that
