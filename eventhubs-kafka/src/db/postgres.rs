@@ -17,9 +17,10 @@ use super::{
 };
 use super::{ExpectedMissing, FileRange};
 
-/// Columns in COPY order, and their types.
+/// Columns in COPY order, and their types in `capture_events`. The staging table holds the
+/// JSON columns as text (cast when moved), and has no `source_file` (given when moved).
 const COLUMNS: &str = "namespace, event_hub, partition_id, sequence_number, \"offset\", enqueued_time, partition_key, system_properties, properties, body, body_json";
-const STAGE_TYPES: [Type; 11] = [
+const TYPES: [Type; 11] = [
     Type::TEXT,
     Type::TEXT,
     Type::TEXT,
@@ -27,11 +28,23 @@ const STAGE_TYPES: [Type; 11] = [
     Type::TEXT,
     Type::TIMESTAMPTZ,
     Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
+    Type::JSONB,
+    Type::JSONB,
     Type::BYTEA,
-    Type::TEXT,
+    Type::JSONB,
 ];
+
+/// [`TYPES`] as the staging table has them.
+fn stage_types() -> [Type; 11] {
+    TYPES.map(|t| if t == Type::JSONB { Type::TEXT } else { t })
+}
+
+/// [`TYPES`] and `source_file`, for the COPY straight into `capture_events`.
+fn direct_types() -> [Type; 12] {
+    let mut types = [const { Type::TEXT }; 12];
+    types[..11].clone_from_slice(&TYPES);
+    types
+}
 
 pub struct PostgresStore {
     client: Client,
@@ -152,7 +165,7 @@ fn insert_events(
     let sink = tx.copy_in(&format!(
         "COPY capture_events_stage ({COLUMNS}) FROM STDIN (FORMAT binary)"
     ))?;
-    let mut writer = BinaryCopyInWriter::new(sink, &STAGE_TYPES);
+    let mut writer = BinaryCopyInWriter::new(sink, &stage_types());
     for e in events {
         let body_json = e.body_json.as_deref().filter(|j| jsonb_accepts(j));
         let row: [&(dyn ToSql + Sync); 11] = [
@@ -207,23 +220,6 @@ fn insert_events(
     Ok(inserted)
 }
 
-/// Columns and types of the direct COPY into `capture_events`.
-const DIRECT_COLUMNS: &str = "namespace, event_hub, partition_id, sequence_number, \"offset\", enqueued_time, partition_key, system_properties, properties, body, body_json, source_file";
-const DIRECT_TYPES: [Type; 12] = [
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::INT8,
-    Type::TEXT,
-    Type::TIMESTAMPTZ,
-    Type::TEXT,
-    Type::JSONB,
-    Type::JSONB,
-    Type::BYTEA,
-    Type::JSONB,
-    Type::TEXT,
-];
-
 /// COPY `events` straight into `capture_events`: fails as a whole on any key already taken.
 fn copy_direct(
     tx: &mut Transaction<'_>,
@@ -231,9 +227,9 @@ fn copy_direct(
     source: &str,
 ) -> Result<(), postgres::Error> {
     let sink = tx.copy_in(&format!(
-        "COPY capture_events ({DIRECT_COLUMNS}) FROM STDIN (FORMAT binary)"
+        "COPY capture_events ({COLUMNS}, source_file) FROM STDIN (FORMAT binary)"
     ))?;
-    let mut writer = BinaryCopyInWriter::new(sink, &DIRECT_TYPES);
+    let mut writer = BinaryCopyInWriter::new(sink, &direct_types());
     for e in events {
         let body_json = e
             .body_json
