@@ -261,36 +261,12 @@ pub(crate) fn load(
                         Some(s) => s,
                         None => db.open()?,
                     };
-                    let mut part = Summary::default();
-                    let count = || {
+                    work(store.as_mut(), run, queue, &|| {
                         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                         if progress {
                             eprint!("\r{n}/{total} files");
                         }
-                    };
-                    // Files another loader holds come back at the end, when this one has
-                    // nothing else to do: by then they are loaded (and skipped), or their
-                    // loader died and this one takes them over.
-                    let mut held_elsewhere = Vec::new();
-                    loop {
-                        let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
-                        let Some(group) = next else { break };
-                        for candidate in group {
-                            if !store.claim(&candidate.name, false)? {
-                                held_elsewhere.push(candidate);
-                                continue;
-                            }
-                            claimed(store.as_mut(), run, &candidate, &mut part)?;
-                            count();
-                        }
-                    }
-                    for candidate in held_elsewhere {
-                        tracing::debug!(file = %candidate.name, "waiting for the loader that holds it");
-                        store.claim(&candidate.name, true)?;
-                        claimed(store.as_mut(), run, &candidate, &mut part)?;
-                        count();
-                    }
-                    Ok(part)
+                    })
                 })
             })
             .collect();
@@ -313,6 +289,38 @@ pub(crate) fn load(
     summary.events_per_sec =
         (summary.events_inserted as f64 / elapsed.as_secs_f64().max(1e-9) * 10.0).round() / 10.0;
     Ok(summary)
+}
+
+/// One worker: whole partitions from the queue, each file claimed before it is loaded.
+/// Files another loader holds come back at the end, when this one has nothing else to do:
+/// by then they are loaded (and skipped), or their loader died and this one takes them over.
+fn work(
+    store: &mut dyn Store,
+    run: &Run<'_>,
+    queue: &Mutex<VecDeque<Vec<Candidate>>>,
+    count: &dyn Fn(),
+) -> anyhow::Result<Summary> {
+    let mut part = Summary::default();
+    let mut held_elsewhere = Vec::new();
+    loop {
+        let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+        let Some(group) = next else { break };
+        for candidate in group {
+            if !store.claim(&candidate.name, false)? {
+                held_elsewhere.push(candidate);
+                continue;
+            }
+            claimed(store, run, &candidate, &mut part)?;
+            count();
+        }
+    }
+    for candidate in held_elsewhere {
+        tracing::debug!(file = %candidate.name, "waiting for the loader that holds it");
+        store.claim(&candidate.name, true)?;
+        claimed(store, run, &candidate, &mut part)?;
+        count();
+    }
+    Ok(part)
 }
 
 /// Candidates (already in order) grouped by partition; files without a known partition

@@ -1,10 +1,12 @@
 //! The consumer: reads a topic in a consumer group, decodes every event, writes it out,
 //! and commits offsets only for what was written out (at least once).
 //!
-//! Data flow: librdkafka (StreamConsumer) → [`consume`] decodes with
-//! [`eventhubs_kafka::encoding::Decoder`] → [`output::Output`] (stdout JSON lines) or, for an
-//! undecodable event, the dead-letter topic → [`positions::Positions`] advanced → every
-//! `--commit-interval`: flush output, commit a snapshot of the positions. [`lag`] answers `consumer lag`.
+//! Data flow: librdkafka (a BaseConsumer polled on the loop's own thread, [`consume`]) →
+//! [`handle`] decodes with [`eventhubs_kafka::encoding::Decoder`] → [`output::Output`]
+//! (stdout JSON lines), Capture files ([`capture`]) or the capture tables ([`sink_db`]);
+//! an undecodable event per `--on-undecodable` or to the dead-letter topic →
+//! [`positions::Positions`] advanced → every `--commit-interval`: flush, commit a snapshot
+//! of the positions. [`lag`] answers `consumer lag`.
 
 // A binary's internals are documented for its maintainers (`cargo doc
 // --document-private-items`, as scripts/test runs it): its crate docs may name them.
@@ -13,6 +15,7 @@
 mod capture;
 mod consume;
 mod context;
+mod handle;
 mod headers;
 mod lag;
 mod output;
