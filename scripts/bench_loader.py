@@ -175,7 +175,8 @@ def main():
     print()
     print(f"{'':62}{'now':>8}   target")
     rows = [("loader into PostgreSQL, one job, vs \\copy of the same rows", f"{copy_ / pg[1]:.0%}", ">= 90%"),
-            ("loader into PostgreSQL, one job, vs the Python loader", f"{py / pg[1]:.1f}x", ">= 10x")]
+            ("loader into PostgreSQL, one job, vs the Python loader", f"{py / pg[1]:.1f}x",
+             f">= 10x (issue 3; \\copy itself is {py / copy_:.1f}x)")]
     rows += [(f"loader into PostgreSQL, --jobs {j}: speed-up over one job", f"{pg[1] / pg[j]:.2f}x",
               f"near {j}x (cores: {os.cpu_count()})") for j in jobs[1:]]
     rows += [("loader into SQLite vs sqlite3 .import", f"{imp / sq:.0%}", ">= 140%")]
