@@ -162,28 +162,7 @@ fn insert_events(
                 system_properties TEXT, properties TEXT, body BYTEA, body_json TEXT
              ) ON COMMIT DELETE ROWS",
     )?;
-    let sink = tx.copy_in(&format!(
-        "COPY capture_events_stage ({COLUMNS}) FROM STDIN (FORMAT binary)"
-    ))?;
-    let mut writer = BinaryCopyInWriter::new(sink, &stage_types());
-    for e in events {
-        let body_json = e.body_json.as_deref().filter(|j| jsonb_accepts(j));
-        let row: [&(dyn ToSql + Sync); 11] = [
-            &e.namespace,
-            &e.event_hub,
-            &e.partition_id,
-            &e.sequence_number,
-            &e.offset,
-            &e.enqueued_time,
-            &e.partition_key,
-            &e.system_properties,
-            &e.properties,
-            &e.body,
-            &body_json,
-        ];
-        writer.write(&row)?;
-    }
-    writer.finish()?;
+    copy_rows(tx, "capture_events_stage", &stage_types(), events, None)?;
     let inserted = tx.execute(
             &format!(
                 "INSERT INTO capture_events ({COLUMNS}, source_file)
@@ -226,16 +205,34 @@ fn copy_direct(
     events: &[EventRow],
     source: &str,
 ) -> Result<(), postgres::Error> {
+    copy_rows(tx, "capture_events", &direct_types(), events, Some(source))
+}
+
+/// Binary COPY of `events` into `table`: as `capture_events` holds them (JSON as jsonb,
+/// with `source`), or as the staging table does (JSON as text, no source). A body_json
+/// that jsonb would refuse is left out (the body's bytes stay).
+fn copy_rows(
+    tx: &mut Transaction<'_>,
+    table: &str,
+    types: &[Type],
+    events: &[EventRow],
+    source: Option<&str>,
+) -> Result<(), postgres::Error> {
+    let columns = match source {
+        Some(_) => format!("{COLUMNS}, source_file"),
+        None => COLUMNS.to_string(),
+    };
     let sink = tx.copy_in(&format!(
-        "COPY capture_events ({COLUMNS}, source_file) FROM STDIN (FORMAT binary)"
+        "COPY {table} ({columns}) FROM STDIN (FORMAT binary)"
     ))?;
-    let mut writer = BinaryCopyInWriter::new(sink, &direct_types());
+    let mut writer = BinaryCopyInWriter::new(sink, types);
+    let source = source.unwrap_or_default();
     for e in events {
         let body_json = e
             .body_json
             .as_deref()
             .filter(|j| jsonb_accepts(j))
-            .map(JsonbText);
+            .map(JsonText);
         let row: [&(dyn ToSql + Sync); 12] = [
             &e.namespace,
             &e.event_hub,
@@ -244,36 +241,38 @@ fn copy_direct(
             &e.offset,
             &e.enqueued_time,
             &e.partition_key,
-            &JsonbText(&e.system_properties),
-            &JsonbText(&e.properties),
+            &JsonText(&e.system_properties),
+            &JsonText(&e.properties),
             &e.body,
             &body_json,
             &source,
         ];
-        writer.write(&row)?;
+        writer.write(&row[..types.len()])?;
     }
     writer.finish()?;
     Ok(())
 }
 
-/// JSON text sent as a `jsonb` value in binary form: the format version (1), then the text,
-/// which the server parses as it would `text::jsonb`.
+/// JSON text for a `text` column as it is, for a `jsonb` column in jsonb's binary form:
+/// the format version (1), then the text, which the server parses as it would `text::jsonb`.
 #[derive(Debug)]
-struct JsonbText<'a>(&'a str);
+struct JsonText<'a>(&'a str);
 
-impl ToSql for JsonbText<'_> {
+impl ToSql for JsonText<'_> {
     fn to_sql(
         &self,
-        _: &Type,
+        ty: &Type,
         out: &mut bytes::BytesMut,
     ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        out.extend_from_slice(&[1]);
+        if *ty == Type::JSONB {
+            out.extend_from_slice(&[1]);
+        }
         out.extend_from_slice(self.0.as_bytes());
         Ok(postgres::types::IsNull::No)
     }
 
     fn accepts(ty: &Type) -> bool {
-        *ty == Type::JSONB
+        *ty == Type::JSONB || *ty == Type::TEXT
     }
 
     postgres::types::to_sql_checked!();
