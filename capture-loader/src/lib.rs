@@ -13,6 +13,7 @@
 pub mod allow;
 pub use eventhubs_kafka::db;
 pub mod blob;
+mod discover;
 mod gaps;
 mod health;
 mod load;
@@ -169,11 +170,11 @@ pub struct LoadArgs {
     pub partition: Option<String>,
 
     /// Only files whose window starts at or after this time (RFC 3339 or YYYY-MM-DD)
-    #[arg(long, value_parser = load::parse_time)]
+    #[arg(long, value_parser = discover::parse_time)]
     pub since: Option<chrono::DateTime<chrono::Utc>>,
 
     /// Only files whose window starts before this time (RFC 3339 or YYYY-MM-DD)
-    #[arg(long, value_parser = load::parse_time)]
+    #[arg(long, value_parser = discover::parse_time)]
     pub until: Option<chrono::DateTime<chrono::Utc>>,
 
     /// Print one JSON summary object on stdout

@@ -9,6 +9,7 @@
 
 mod migrations;
 pub mod pgconnect;
+mod pgcopy;
 pub mod postgres;
 pub mod sqlite;
 
