@@ -221,16 +221,11 @@ fn consume(
     let mut buffers = Buffers::default();
     // Time-driven work (commits, the database sink's interval, the idle check) and signals
     // are looked at when a poll comes back empty, and otherwise every CLOCK_EVERY events
-    // (no clock read per event); the work is done every `tick_every`. Polls wait at most
+    // (no clock read per event); the work is done every `Ticks::every`. Polls wait at most
     // POLL_WAIT, which bounds how long a signal waits to be noticed.
     const CLOCK_EVERY: u64 = 64;
     const POLL_WAIT: Duration = Duration::from_millis(100);
-    let tick_every = options
-        .commit_interval
-        .min(options.sink_interval)
-        .min(Duration::from_millis(250));
-    let mut next_tick = Instant::now() + tick_every;
-    let mut ticks = Ticks::new();
+    let mut ticks = Ticks::new(options);
     let stop = loop {
         if options.max_events.is_some_and(|max| counts.consumed >= max) {
             break Stop::MaxEvents;
@@ -239,7 +234,7 @@ fn consume(
         // every call; the waiting poll only when nothing is queued.
         let polled = consumer
             .poll(Duration::ZERO)
-            .or_else(|| consumer.poll(POLL_WAIT.min(tick_every)));
+            .or_else(|| consumer.poll(POLL_WAIT.min(ticks.every)));
         let check_clock = match &polled {
             None => true,
             Some(_) => counts.consumed % CLOCK_EVERY == 0,
@@ -249,12 +244,8 @@ fn consume(
             if waiting.cancel.is_cancelled() {
                 break Stop::Signal;
             }
-            let now = Instant::now();
-            if now >= next_tick {
-                next_tick = now + tick_every;
-                if let Some(stop) = ticks.tick(consumer, sink, options, counts.consumed)? {
-                    break stop;
-                }
+            if let Some(stop) = ticks.tick(consumer, sink, options, counts.consumed)? {
+                break stop;
             }
         }
         let message = match polled {
@@ -289,6 +280,9 @@ fn consume(
 
 /// The loop's time-driven work: the idle check, the database sink's interval, commits.
 struct Ticks {
+    /// How often the work is looked at (the shortest interval, at most 250 ms).
+    every: Duration,
+    next: Instant,
     /// Idle time is measured at ticks: a tick notices that the count moved.
     last_event: Instant,
     consumed_at_last_tick: u64,
@@ -297,9 +291,15 @@ struct Ticks {
 }
 
 impl Ticks {
-    fn new() -> Self {
+    fn new(options: &LoopOptions) -> Self {
         let now = Instant::now();
+        let every = options
+            .commit_interval
+            .min(options.sink_interval)
+            .min(Duration::from_millis(250));
         Self {
+            every,
+            next: now + every,
             last_event: now,
             consumed_at_last_tick: 0,
             last_commit: now,
@@ -307,7 +307,7 @@ impl Ticks {
         }
     }
 
-    /// Do what is due; `Some(Stop::Idle)` when the idle timeout passed.
+    /// Do what is due, if a tick is due; `Some(Stop::Idle)` when the idle timeout passed.
     fn tick(
         &mut self,
         consumer: &BaseConsumer<GroupContext>,
@@ -315,6 +315,11 @@ impl Ticks {
         options: &LoopOptions,
         consumed: u64,
     ) -> anyhow::Result<Option<Stop>> {
+        let now = Instant::now();
+        if now < self.next {
+            return Ok(None);
+        }
+        self.next = now + self.every;
         if consumed != self.consumed_at_last_tick {
             self.consumed_at_last_tick = consumed;
             self.last_event = Instant::now();

@@ -32,15 +32,7 @@ fn sigkilled_consumer_loses_nothing_and_rereads_only_uncommitted_events() {
         attempt += 1;
         let group = unique("g");
         let first_out = dir.path().join(format!("first-{attempt}.jsonl"));
-        let mut child = tool("consumer", &broker)
-            .args([
-                "--topic",
-                &topic,
-                "--group",
-                &group,
-                "--commit-interval",
-                "100ms",
-            ])
+        let mut child = crate::common::group_member(&broker, &topic, &group, "100ms")
             .args(["-X", "session.timeout.ms=6000"])
             .stdout(std::fs::File::create(&first_out).unwrap())
             .stderr(Stdio::null())

@@ -36,15 +36,7 @@ fn broker_restart_while_producing_loses_nothing_acknowledged_and_duplicates_noth
         .unwrap();
     // A consumer in the group reads across the restart too, committing every 200 ms.
     let live_out = dir.path().join("live.jsonl");
-    let mut live = tool("consumer", &broker)
-        .args([
-            "--topic",
-            &topic,
-            "--group",
-            &group,
-            "--commit-interval",
-            "200ms",
-        ])
+    let mut live = crate::common::group_member(&broker, &topic, &group, "200ms")
         .stdout(std::fs::File::create(&live_out).unwrap())
         .stderr(std::fs::File::create(dir.path().join("live.log")).unwrap())
         .spawn()

@@ -53,6 +53,20 @@ pub(crate) fn summary(out: &Output) -> Value {
         .unwrap_or_else(|| panic!("no summary on stdout: {}", stderr(out)))
 }
 
+/// The consumer as a member of `group` reading `topic`, committing every `commit_interval`
+/// (a long-running process: the caller sets its output, spawns and stops it).
+pub(crate) fn group_member(
+    broker: &Broker,
+    topic: &str,
+    group: &str,
+    commit_interval: &str,
+) -> std::process::Command {
+    let mut cmd = tool("consumer", broker);
+    cmd.args(["--topic", topic, "--group", group])
+        .args(["--commit-interval", commit_interval]);
+    cmd
+}
+
 /// Run the consumer until `max` events or 15 s idle; assert a clean exit.
 pub(crate) fn consume(
     broker: &Broker,

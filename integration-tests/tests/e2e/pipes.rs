@@ -46,15 +46,7 @@ fn consumer_into_a_closed_pipe_ends_quietly_and_commits_only_what_it_wrote() {
         &topic,
         &["--partitions", "2", "--generate", "50000"],
     );
-    let mut child = tool("consumer", &broker)
-        .args([
-            "--topic",
-            &topic,
-            "--group",
-            &group,
-            "--commit-interval",
-            "100ms",
-        ])
+    let mut child = crate::common::group_member(&broker, &topic, &group, "100ms")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -56,15 +56,7 @@ fn sigterm_makes_the_consumer_commit_what_it_wrote_and_exit_cleanly() {
     let out_file = tempfile::NamedTempFile::new().unwrap();
     let err_file = tempfile::NamedTempFile::new().unwrap();
     // A long commit interval: only the shutdown commit can record the position.
-    let mut child = tool("consumer", &broker)
-        .args([
-            "--topic",
-            &topic,
-            "--group",
-            &group,
-            "--commit-interval",
-            "1h",
-        ])
+    let mut child = crate::common::group_member(&broker, &topic, &group, "1h")
         .stdout(out_file.reopen().unwrap())
         .stderr(err_file.reopen().unwrap())
         .spawn()
